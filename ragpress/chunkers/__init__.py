@@ -1,0 +1,1 @@
+"""Chunkers: ``list[Document] -> list[Chunk]``."""

@@ -1,0 +1,1 @@
+"""Compressors: ``query, list[Chunk] -> Context``."""

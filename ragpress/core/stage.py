@@ -1,0 +1,80 @@
+"""The stage protocol: a dataclass whose fields are its settings and whose ``run`` does its work.
+
+A stage serialises to ``{"type": "module.Class", "settings": {...}}`` (its init fields only), so
+a pipeline can be saved as JSON or YAML and rebuilt. Models are not settings: stages load them
+lazily through :mod:`ragpress.core.models` on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ragpress.core.types import Chunk, Document
+
+
+@dataclasses.dataclass
+class Stage:
+    """Base of every stage. Subclasses are dataclasses that implement ``run`` with typed
+    parameters and a typed return; a parameter named ``query`` receives the pipeline's query, the
+    others receive the outputs of the stages wired into it."""
+
+    kind: ClassVar[str] = "stage"
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def to_dict(self) -> dict[str, Any]:
+        cls = type(self)
+        return {"type": f"{cls.__module__}.{cls.__qualname__}", "settings": self.settings()}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any], allow_external: bool = False) -> Stage:
+        """Rebuild a stage from :meth:`to_dict`. Only ragpress classes are imported unless
+        ``allow_external`` is set, so loading a shared pipeline file cannot import arbitrary code."""
+        path = data.get("type", "")
+        module_name, _, class_name = path.rpartition(".")
+        if not module_name.startswith("ragpress.") and not allow_external:
+            raise ValueError(f"Refusing to import stage type {path!r} from outside ragpress; pass allow_external=True to trust it.")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"Unknown stage type {path!r}: {error}") from error
+        if not (isinstance(cls, type) and issubclass(cls, Stage)):
+            raise ValueError(f"{path!r} is not a ragpress Stage.")
+        return cls(**data.get("settings", {}))
+
+
+def check_documents(documents: Sequence[Document]) -> list[Document]:
+    if isinstance(documents, (str, Document)) or not isinstance(documents, Sequence):
+        raise TypeError(f"Expected a list of Document, got {type(documents).__name__}; wrap texts as [Document(text)].")
+    if not documents:
+        raise ValueError("The corpus is empty: pass at least one Document.")
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            raise TypeError(f"Item {i} is a {type(doc).__name__}, not a Document; wrap it as Document(text=...).")
+    return list(documents)
+
+
+def check_chunks(chunks: Sequence[Chunk], *, allow_empty: bool = True) -> list[Chunk]:
+    if isinstance(chunks, (str, Chunk)) or not isinstance(chunks, Sequence):
+        raise TypeError(f"Expected a list of Chunk, got {type(chunks).__name__}.")
+    for i, chunk in enumerate(chunks):
+        if not isinstance(chunk, Chunk):
+            raise TypeError(f"Item {i} is a {type(chunk).__name__}, not a Chunk.")
+    if not chunks and not allow_empty:
+        raise ValueError("No chunks to index: the corpus is empty or every document was blank.")
+    return list(chunks)
+
+
+def check_query(query: str) -> str:
+    if not isinstance(query, str):
+        raise TypeError(f"The query must be a str, got {type(query).__name__}.")
+    if not query.strip():
+        raise ValueError("The query is empty: pass the question as text.")
+    return query

@@ -1,0 +1,1 @@
+"""Generators: ``Context -> Answer``."""

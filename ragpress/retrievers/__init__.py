@@ -1,0 +1,1 @@
+"""Retrievers (``query -> list[Chunk]``), rerankers and fusion."""

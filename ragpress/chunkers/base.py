@@ -34,6 +34,12 @@ class Chunker(Stage):
         raise NotImplementedError
 
 
+def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``start:end`` narrowed to exclude leading and trailing whitespace."""
+    piece = text[start:end]
+    return start + len(piece) - len(piece.lstrip()), start + len(piece.rstrip())
+
+
 def check_cover(document: Document, chunks: list[Chunk]) -> None:
     """Raise unless every non-whitespace character of ``document`` lies in some chunk and every
     chunk is an exact span of it."""

@@ -70,6 +70,15 @@ class Chunk:
     def with_score(self, score: float) -> Chunk:
         return replace(self, score=float(score))
 
+    def to_dict(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in ("doc_id", "start", "end", "text", "score", "token_count")}
+        return data | {"metadata": dict(self.metadata), "children": [c.to_dict() for c in self.children]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Chunk:
+        children = tuple(cls.from_dict(c) for c in data.get("children", ()))
+        return cls(**{k: v for k, v in data.items() if k != "children"}, children=children)
+
 
 @dataclass(frozen=True)
 class Context:

@@ -1,12 +1,15 @@
 """Retrievers (``query -> list[Chunk]``) and rerankers (``query, list[Chunk] -> list[Chunk]``).
 
 A retriever is indexed once with :meth:`Retriever.index`, then answers queries; the base class
-checks input and that the index exists. Returned chunks carry their retrieval ``score``, best first.
+checks input and that the index exists, and saves/loads the chunks and settings (JSON) beside the
+method's own index files. Returned chunks carry their retrieval ``score``, best first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import ClassVar
 
 from ragpress.core.stage import Stage, check_chunks, check_query
@@ -22,20 +25,58 @@ class Retriever(Stage):
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}.")
 
+    @property
+    def indexed(self) -> bool:
+        return hasattr(self, "_chunks")
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        self._check_indexed()
+        return self._chunks
+
     def index(self, chunks: list[Chunk]) -> None:
         """Build the index over ``chunks`` (replacing any earlier one)."""
-        self.build(check_chunks(chunks, allow_empty=False))
-        self._indexed = True
+        chunks = check_chunks(chunks, allow_empty=False)
+        self.build(chunks)
+        self._chunks = chunks
 
     def run(self, query: str) -> list[Chunk]:
-        if not getattr(self, "_indexed", False):
-            raise RuntimeError(f"{type(self).__name__} has no index yet: call .index(chunks) or Pipeline.index(documents) first.")
+        self._check_indexed()
         return self.search(check_query(query), self.k)
+
+    def save(self, path: str | Path) -> None:
+        """Write the settings, the chunks (JSON lines) and the method's index to folder ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "stage.json").write_text(json.dumps(self.to_dict()))
+        (path / "chunks.jsonl").write_text("".join(json.dumps(c.to_dict()) + "\n" for c in self.chunks))
+        self.save_index(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Retriever:
+        path = Path(path)
+        retriever = Stage.from_dict(json.loads((path / "stage.json").read_text()))
+        if not isinstance(retriever, cls):
+            raise ValueError(f"{path} holds a {type(retriever).__name__}, not a {cls.__name__}.")
+        chunks = [Chunk.from_dict(json.loads(line)) for line in (path / "chunks.jsonl").read_text().splitlines()]
+        retriever.load_index(path, chunks)
+        retriever._chunks = chunks
+        return retriever
+
+    def _check_indexed(self) -> None:
+        if not self.indexed:
+            raise RuntimeError(f"{type(self).__name__} has no index yet: call .index(chunks) or Pipeline.index(documents) first.")
 
     def build(self, chunks: list[Chunk]) -> None:
         raise NotImplementedError
 
     def search(self, query: str, k: int) -> list[Chunk]:
+        raise NotImplementedError
+
+    def save_index(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def load_index(self, path: Path, chunks: list[Chunk]) -> None:
         raise NotImplementedError
 
 

@@ -1,0 +1,72 @@
+"""Time the baseline pipeline stage by stage on the Python language reference.
+
+    python benchmarks/baseline_pipeline.py [--questions N] [--device cpu|cuda]
+
+Prints indexing time (chunking, dense embedding, BM25) and, per stage, the mean time per query
+over a batch of questions, with each stage's share of the total: where a query's time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+from ragpress.demo import QUESTIONS, demo_pipeline, python_reference
+
+MORE = (
+    "How are keyword arguments matched to parameters in a call?",
+    "What happens when an exception is raised inside a finally clause?",
+    "How does the import statement find a module?",
+    "What is the difference between is and ==?",
+    "What does the yield expression do in a function?",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    args = parser.parse_args()
+    questions = list((QUESTIONS + MORE) * 4)[: args.questions]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {device}")
+
+    rag = demo_pipeline(max_new_tokens=args.max_new_tokens)
+    documents = python_reference()
+    start = time.perf_counter()
+    chunks = rag.chunker.run(documents)
+    chunk_s = time.perf_counter() - start
+    timings = {"chunk": chunk_s}
+    for name in ("dense", "bm25"):
+        start = time.perf_counter()
+        rag.nodes[name].stage.index(chunks)
+        timings[f"index {name}"] = time.perf_counter() - start
+    rag.documents = {d.id: d for d in documents}
+    print(f"indexing {len(documents)} documents -> {len(chunks)} chunks:")
+    for name, seconds in timings.items():
+        print(f"  {name:<12} {seconds:8.2f} s")
+
+    rag.run(questions[0])  # warm-up: loads the generator and compressor tokenizer
+    results = rag.run_batch(questions)
+    per_stage = {t.name: [] for t in results[0].trace}
+    for result in results:
+        for t in result.trace:
+            per_stage[t.name].append(t.seconds)
+    total = sum(statistics.mean(v) for v in per_stage.values())
+    print(f"per query, mean over {len(questions)} questions (max_new_tokens={args.max_new_tokens}):")
+    for name, values in per_stage.items():
+        mean = statistics.mean(values)
+        print(f"  {name:<8} {mean * 1000:9.1f} ms  {mean / total:6.1%}")
+    saved = statistics.mean(r.output.context.ratio for r in results)
+    print(f"  total    {total * 1000:9.1f} ms; retrieved/kept tokens ratio {saved:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""The pipeline graph: stages wired by name, checked when wired, run for one query or a batch,
+traced, and saved as a dict, JSON or YAML.
+
+>>> rag = Pipeline(chunker=SentenceChunker())
+>>> rag.add("dense", DenseRetriever(k=8)).add("bm25", BM25Retriever(k=8))
+>>> rag.add("fuse", ReciprocalRankFusion(top_k=8), after=["dense", "bm25"])
+>>> rag.add("pack", BudgetPacker(budget=512), after="fuse")
+>>> rag.add("answer", TransformersGenerator(), after="pack")
+>>> rag.index(documents)
+>>> result = rag.run("How does the with statement work?")
+
+A stage's ``run`` parameters say what it takes: a parameter named ``query`` receives the query,
+the others receive the outputs of the stages it is wired ``after`` (a ``*rankings`` parameter
+takes any number of them), and its return annotation says what it gives. Wiring checks that
+these types match, so a broken graph fails when it is declared, naming both stages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ragpress.chunkers.base import Chunker
+from ragpress.core.stage import Stage, check_documents, check_query
+from ragpress.core.types import Answer, Chunk, Context, Document
+from ragpress.retrievers.base import Retriever
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    """What a stage's ``run`` takes and gives, read from its annotations."""
+
+    wants_query: bool
+    inputs: tuple[Any, ...]  # the type of each upstream parameter
+    variadic: Any  # the type of a *args parameter, or None
+    output: Any
+
+    @classmethod
+    def of(cls, stage: Stage) -> Ports:
+        hints = typing.get_type_hints(stage.run)
+        params = list(inspect.signature(stage.run).parameters.values())
+        wants_query = bool(params) and params[0].name == "query"
+        rest = params[1:] if wants_query else params
+        fixed = tuple(hints[p.name] for p in rest if p.kind is p.POSITIONAL_OR_KEYWORD)
+        variadic = next((hints[p.name] for p in rest if p.kind is p.VAR_POSITIONAL), None)
+        return cls(wants_query, fixed, variadic, hints.get("return"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    name: str
+    stage: Stage
+    after: tuple[str, ...]
+    ports: Ports
+
+
+@dataclasses.dataclass(frozen=True)
+class StageTrace:
+    """One stage's share of one run: wall time, items and tokens in and out (None where unknown)."""
+
+    name: str
+    stage: str
+    seconds: float
+    items_in: int
+    items_out: int
+    tokens_in: int | None
+    tokens_out: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    query: str
+    output: Any
+    outputs: dict[str, Any]
+    trace: tuple[StageTrace, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(t.seconds for t in self.trace)
+
+    def table(self) -> str:
+        """The trace as a plain-text table."""
+        rows = [("stage", "type", "ms", "items in→out", "tokens in→out")]
+        for t in self.trace:
+            tokens = f"{_show(t.tokens_in)}→{_show(t.tokens_out)}"
+            rows.append((t.name, t.stage, f"{t.seconds * 1000:.0f}", f"{t.items_in}→{t.items_out}", tokens))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+class Pipeline:
+    def __init__(self, chunker: Chunker | None = None):
+        if chunker is not None and not isinstance(chunker, Chunker):
+            raise TypeError(f"chunker must be a Chunker, got {type(chunker).__name__}.")
+        self.chunker = chunker
+        self.nodes: dict[str, Node] = {}
+        self.documents: dict[str, Document] = {}
+
+    def __repr__(self) -> str:
+        lines = [f"Pipeline(chunker={type(self.chunker).__name__ if self.chunker else None})"]
+        for node in self.nodes.values():
+            source = ", ".join(node.after) or "query"
+            lines.append(f"  {source} -> {node.name}: {type(node.stage).__name__} -> {_type_name(node.ports.output)}")
+        return "\n".join(lines)
+
+    def add(self, name: str, stage: Stage, after: str | Sequence[str] = ()) -> Pipeline:
+        """Wire ``stage`` in as ``name`` after the named stages; returns the pipeline for chaining."""
+        after = (after,) if isinstance(after, str) else tuple(after)
+        if not isinstance(stage, Stage):
+            raise TypeError(f"Stage {name!r} must be a ragpress Stage, got {type(stage).__name__}.")
+        if name in self.nodes:
+            raise ValueError(f"A stage named {name!r} is already in the pipeline.")
+        missing = [a for a in after if a not in self.nodes]
+        if missing:
+            raise ValueError(f"Stage {name!r} is wired after {missing}, which the pipeline does not have (yet): add those first.")
+        ports = Ports.of(stage)
+        self._check_wiring(name, stage, ports, after)
+        self.nodes[name] = Node(name, stage, after, ports)
+        return self
+
+    def _check_wiring(self, name: str, stage: Stage, ports: Ports, after: tuple[str, ...]) -> None:
+        label = f"{name!r} ({type(stage).__name__})"
+        if ports.variadic is None and len(after) != len(ports.inputs):
+            wanted = ", ".join(_type_name(t) for t in ports.inputs) or "only the query"
+            raise TypeError(f"Stage {label} takes {wanted} but is wired after {len(after)} stage(s): {list(after)}.")
+        if ports.variadic is not None and not after:
+            raise TypeError(f"Stage {label} merges the outputs of other stages: wire it after at least one.")
+        expected = list(ports.inputs) + [ports.variadic] * (len(after) - len(ports.inputs))
+        for upstream, wanted in zip(after, expected):
+            given = self.nodes[upstream].ports.output
+            if given != wanted:
+                raise TypeError(
+                    f"Stage {label} takes {_type_name(wanted)} but {upstream!r} "
+                    f"({type(self.nodes[upstream].stage).__name__}) gives {_type_name(given)}."
+                    + _hint(given, wanted)
+                )
+
+    @property
+    def output_node(self) -> Node:
+        used = {a for node in self.nodes.values() for a in node.after}
+        sinks = [node for node in self.nodes.values() if node.name not in used]
+        if len(sinks) != 1:
+            raise ValueError(f"A pipeline needs exactly one final stage, found {[s.name for s in sinks] or 'none'}.")
+        return sinks[0]
+
+    def index(self, documents: list[Document]) -> list[Chunk]:
+        """Chunk ``documents`` with the pipeline's chunker and index every retriever on the chunks."""
+        if self.chunker is None:
+            raise ValueError("This pipeline has no chunker: pass Pipeline(chunker=...) or index each retriever yourself.")
+        documents = check_documents(documents)
+        chunks = self.chunker.run(documents)
+        retrievers = [n.stage for n in self.nodes.values() if isinstance(n.stage, Retriever)]
+        if not retrievers:
+            raise ValueError("This pipeline has no retriever to index: add one before calling index().")
+        for retriever in retrievers:
+            retriever.index(chunks)
+        self.documents = {d.id: d for d in documents}
+        return chunks
+
+    def run(self, query: str) -> Result:
+        return self.run_batch([query])[0]
+
+    def run_batch(self, queries: list[str]) -> list[Result]:
+        """Run every stage over all ``queries``; a stage with its own ``run_batch`` gets them in one call."""
+        if isinstance(queries, str):
+            raise TypeError("run_batch takes a list of queries; use run() for one.")
+        queries = [check_query(q) for q in queries]
+        final = self.output_node.name
+        columns: dict[str, list[Any]] = {}
+        traces: list[list[StageTrace]] = [[] for _ in queries]
+        for node in self.nodes.values():
+            upstream = [columns[a] for a in node.after]
+            args = ([queries] if node.ports.wants_query else []) + upstream
+            start = time.perf_counter()
+            batch = getattr(node.stage, "run_batch", None)
+            outputs = batch(*args) if batch else [node.stage.run(*row) for row in zip(*args)]
+            share = (time.perf_counter() - start) / len(queries)
+            columns[node.name] = outputs
+            for i, output in enumerate(outputs):
+                inputs = [column[i] for column in upstream]
+                traces[i].append(_trace(node, share, inputs, output))
+        return [
+            Result(q, columns[final][i], {name: column[i] for name, column in columns.items()}, tuple(traces[i]))
+            for i, q in enumerate(queries)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunker": self.chunker.to_dict() if self.chunker else None,
+            "stages": [{"name": n.name, "after": list(n.after), **n.stage.to_dict()} for n in self.nodes.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], allow_external: bool = False) -> Pipeline:
+        chunker = Stage.from_dict(data["chunker"], allow_external) if data.get("chunker") else None
+        pipeline = cls(chunker)
+        for entry in data.get("stages", []):
+            pipeline.add(entry["name"], Stage.from_dict(entry, allow_external), entry.get("after", ()))
+        return pipeline
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str, allow_external: bool = False) -> Pipeline:
+        return cls.from_dict(yaml.safe_load(text), allow_external)
+
+    def save(self, path: str | Path) -> None:
+        """Save the graph and settings (not the indexes: retrievers save those themselves)."""
+        Path(path).write_text(self.to_yaml())
+
+    @classmethod
+    def load(cls, path: str | Path, allow_external: bool = False) -> Pipeline:
+        return cls.from_yaml(Path(path).read_text(), allow_external)
+
+    def to_networkx(self):
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_node("query", kind="input")
+        for node in self.nodes.values():
+            graph.add_node(node.name, kind=node.stage.kind, type=type(node.stage).__name__)
+            for upstream in node.after or ("query",):
+                graph.add_edge(upstream, node.name)
+        return graph
+
+
+def _trace(node: Node, seconds: float, inputs: list[Any], output: Any) -> StageTrace:
+    if isinstance(output, Context):
+        tokens_in, tokens_out = output.tokens_before, output.tokens_after
+    elif isinstance(output, Answer):
+        tokens_in, tokens_out = output.prompt_tokens, output.completion_tokens
+    else:
+        counts = [_tokens(x) for x in inputs]
+        tokens_in = None if None in counts or not counts else sum(counts)
+        tokens_out = _tokens(output)
+    items_in = sum(_items(x) for x in inputs) if inputs else 1
+    return StageTrace(node.name, type(node.stage).__name__, seconds, items_in, _items(output), tokens_in, tokens_out)
+
+
+def _tokens(value: Any) -> int | None:
+    if isinstance(value, list) and all(isinstance(c, Chunk) and c.token_count is not None for c in value):
+        return sum(c.token_count for c in value)
+    return None
+
+
+def _items(value: Any) -> int:
+    if isinstance(value, Context):
+        return len(value.pieces)
+    return len(value) if isinstance(value, list) else 1
+
+
+def _type_name(t: Any) -> str:
+    return getattr(t, "__name__", None) if not typing.get_args(t) else str(t).replace("ragpress.core.types.", "")
+
+
+def _show(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _hint(given: Any, wanted: Any) -> str:
+    if given == list[Chunk] and wanted == Context:
+        return " Put a compressor (e.g. BudgetPacker) between them."
+    if given == Context and wanted == list[Chunk]:
+        return " A compressor's Context goes to a generator; retrievers and rerankers come before it."
+    return ""

@@ -10,6 +10,7 @@ from pydoc_data.topics import topics
 
 from ragpress.chunkers.sentence import SentenceChunker
 from ragpress.compressors.budget_packer import BudgetPacker
+from ragpress.core.models import cache_dir
 from ragpress.core.types import Document, check_provenance
 from ragpress.generators.transformers_lm import TransformersGenerator
 from ragpress.pipelines.graph import Pipeline
@@ -35,7 +36,7 @@ def demo_pipeline(k: int = 8, budget: int = 384, max_new_tokens: int = 96) -> Pi
     rag.add("dense", DenseRetriever(k=k)).add("bm25", BM25Retriever(k=k))
     rag.add("fuse", ReciprocalRankFusion(top_k=k), after=["dense", "bm25"])
     rag.add("pack", BudgetPacker(budget=budget), after="fuse")
-    rag.add("answer", TransformersGenerator(max_new_tokens=max_new_tokens), after="pack")
+    rag.add("answer", TransformersGenerator(max_new_tokens=max_new_tokens, repetition_penalty=1.2), after="pack")
     return rag
 
 
@@ -47,9 +48,9 @@ def run_demo(questions: tuple[str, ...] = QUESTIONS, k: int = 8, budget: int = 3
     rag = demo_pipeline(k, budget)
     say(repr(rag))
     start = time.perf_counter()
-    chunks = rag.index(documents)
+    chunks = rag.index(documents, cache=cache_dir() / "demo-index")
     say(f"Indexed {len(chunks)} chunks in {time.perf_counter() - start:.1f} s "
-        "(first run also converts the bundled models; later runs use the cache).")
+        f"(the first run converts the bundled models and embeds the corpus; later runs load both from {cache_dir()}).")
     results = rag.run_batch(list(questions))
     for result in results:
         answer = result.output

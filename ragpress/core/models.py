@@ -311,13 +311,15 @@ class CausalLM:
         )
         return out[0, input_ids.shape[1] :].cpu()
 
-    def stream(self, input_ids: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0) -> Iterator[str]:
+    def stream(
+        self, input_ids: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
+    ) -> Iterator[str]:
         """Generate in a background thread and yield text as it is produced."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         worker = threading.Thread(
-            target=self.generate, args=(input_ids, max_new_tokens, temperature, seed), kwargs={"streamer": streamer}
+            target=self.generate, args=(input_ids, max_new_tokens, temperature, seed), kwargs={"streamer": streamer, **kwargs}
         )
         worker.start()
         yield from streamer

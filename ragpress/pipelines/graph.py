@@ -18,7 +18,9 @@ these types match, so a broken graph fails when it is declared, naming both stag
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
+import json
 import time
 import typing
 from collections.abc import Sequence
@@ -150,19 +152,37 @@ class Pipeline:
             raise ValueError(f"A pipeline needs exactly one final stage, found {[s.name for s in sinks] or 'none'}.")
         return sinks[0]
 
-    def index(self, documents: list[Document]) -> list[Chunk]:
-        """Chunk ``documents`` with the pipeline's chunker and index every retriever on the chunks."""
+    def index(self, documents: list[Document], cache: str | Path | None = None) -> list[Chunk]:
+        """Chunk ``documents`` with the pipeline's chunker and index every retriever on the chunks.
+
+        With ``cache``, each retriever's index is saved in a folder under it named by a hash of the
+        documents and of the chunker's and retriever's settings, and loaded from there next time."""
         if self.chunker is None:
             raise ValueError("This pipeline has no chunker: pass Pipeline(chunker=...) or index each retriever yourself.")
         documents = check_documents(documents)
-        chunks = self.chunker.run(documents)
-        retrievers = [n.stage for n in self.nodes.values() if isinstance(n.stage, Retriever)]
+        retrievers = {n.name: n.stage for n in self.nodes.values() if isinstance(n.stage, Retriever)}
         if not retrievers:
             raise ValueError("This pipeline has no retriever to index: add one before calling index().")
-        for retriever in retrievers:
+        folders = {name: self._cache_folder(cache, documents, r) for name, r in retrievers.items()} if cache else {}
+        chunks = None
+        for name, retriever in retrievers.items():
+            folder = folders.get(name)
+            if folder is not None and (folder / "stage.json").exists():
+                retriever.restore(folder)
+                chunks = retriever.chunks
+                continue
+            chunks = chunks or self.chunker.run(documents)
             retriever.index(chunks)
+            if folder is not None:
+                retriever.save(folder)
         self.documents = {d.id: d for d in documents}
         return chunks
+
+    def _cache_folder(self, cache: str | Path, documents: list[Document], retriever: Retriever) -> Path:
+        digest = hashlib.sha256(json.dumps([self.chunker.to_dict(), retriever.to_dict()], sort_keys=True).encode())
+        for doc in documents:
+            digest.update(f"{len(doc.id)}:{doc.id}{len(doc.text)}:".encode() + doc.text.encode())
+        return Path(cache) / f"{type(retriever).__name__}-{digest.hexdigest()[:16]}"
 
     def run(self, query: str) -> Result:
         return self.run_batch([query])[0]

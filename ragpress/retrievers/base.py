@@ -54,14 +54,22 @@ class Retriever(Stage):
 
     @classmethod
     def load(cls, path: str | Path) -> Retriever:
-        path = Path(path)
-        retriever = Stage.from_dict(json.loads((path / "stage.json").read_text()))
+        """A retriever rebuilt from a folder written by :meth:`save`."""
+        retriever = Stage.from_dict(json.loads((Path(path) / "stage.json").read_text()))
         if not isinstance(retriever, cls):
             raise ValueError(f"{path} holds a {type(retriever).__name__}, not a {cls.__name__}.")
-        chunks = [Chunk.from_dict(json.loads(line)) for line in (path / "chunks.jsonl").read_text().splitlines()]
-        retriever.load_index(path, chunks)
-        retriever._chunks = chunks
+        retriever.restore(path)
         return retriever
+
+    def restore(self, path: str | Path) -> None:
+        """Load into this retriever an index that :meth:`save` wrote with the same settings."""
+        path = Path(path)
+        saved = json.loads((path / "stage.json").read_text())
+        if saved != json.loads(json.dumps(self.to_dict())):
+            raise ValueError(f"{path} was saved with other settings: {saved}; this retriever has {self.to_dict()}.")
+        chunks = [Chunk.from_dict(json.loads(line)) for line in (path / "chunks.jsonl").read_text().splitlines()]
+        self.load_index(path, chunks)
+        self._chunks = chunks
 
     def _check_indexed(self) -> None:
         if not self.indexed:

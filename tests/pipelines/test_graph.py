@@ -112,3 +112,16 @@ def test_provenance_survives_the_pipeline_on_random_text(tiny_lm_path, texts, qu
     pipeline.add("bm25", BM25Retriever(k=4)).add("pack", BudgetPacker(budget=10_000, tokenizer=tiny_lm_path), after="bm25")
     pipeline.index(docs)
     check_provenance(pipeline.run(query).output.pieces, docs)
+
+
+def test_index_cache_is_reused_and_keyed_by_documents_and_settings(rag, tmp_path):
+    chunks = rag.index(DOCS, cache=tmp_path)
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert [f.split("-")[0] for f in folders] == ["BM25Retriever", "DenseRetriever"]
+    first = rag.run("global names").output
+    rag.chunker.max_tokens = 15  # would chunk differently: must not be served from the cache
+    rag.index(DOCS, cache=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 4
+    rag.chunker.max_tokens = 16
+    assert rag.index(DOCS, cache=tmp_path) == chunks
+    assert rag.run("global names").output == first

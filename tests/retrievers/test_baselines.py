@@ -83,3 +83,11 @@ def test_bm25_indexes_single_character_words_and_names_an_unindexable_corpus():
     assert retriever.run("y")[0].doc_id == "b"
     with pytest.raises(ValueError, match="no words to index"):
         BM25Retriever().index([Chunk.of(Document("!!! ..."), 0, 7)])
+
+
+def test_restore_refuses_an_index_saved_with_other_settings(chunks, tmp_path):
+    retriever = BM25Retriever(k=2)
+    retriever.index(chunks)
+    retriever.save(tmp_path)
+    with pytest.raises(ValueError, match="saved with other settings"):
+        BM25Retriever(k=3).restore(tmp_path)

@@ -148,3 +148,14 @@ def test_smollm2_on_an_essay_with_a_needle():
     check_provenance(context.pieces, [doc])
     assert context.tokens_after == 128 and context.ratio > 3
     assert [p.start for p in context.pieces] == sorted(p.start for p in context.pieces)
+
+
+def test_highlight_marks_exactly_the_kept_spans():
+    from ragpress.compressors.gemfilter_viz import highlight_html
+
+    doc = Document("Keep <this> part, drop that part.")
+    chunk = Chunk.of(doc, 0, len(doc.text))
+    kept = Chunk.of(doc, 5, 16)
+    page = highlight_html([chunk], Context(query=QUERY, pieces=[kept], tokens_before=9, tokens_after=3))
+    assert '<mark style="background:#ffe08a">&lt;this&gt; part</mark>' in page
+    assert page.count("<mark") == 1 and "drop that part." in page and "kept 3 of 9" in page

@@ -2,7 +2,7 @@
 
 The model is LLaMA-3.1-8B-shaped (32 layers, hidden 4096, GQA 32/8, vocab 128256, llama3 RoPE) with
 random bf16 weights built from a LlamaConfig (no download); both methods use the same attention
-kernel (transformers' sdpa, so PyTorch's fused causal kernel). The paper (Sec. 4.3, Fig. 4) compares
+kernel (transformers' sdpa, so PyTorch's fused causal kernel). The paper's efficiency section (Sec. 4) compares
 the same two quantities on the real model.
 
   full prefill:  model(prompt, use_cache=True, logits_to_keep=1) -> first token

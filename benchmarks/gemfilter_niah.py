@@ -1,6 +1,6 @@
 """Needle in a haystack for GemFilter's selection (CPU): does the filter layer keep the needle?
 
-The paper's needle test (Sec. 4.1; official needle_eval.py): Paul Graham essays as the haystack, the
+The paper's needle test (Sec. 4; official needle_eval.py): Paul Graham essays as the haystack, the
 needle "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny
 day." inserted at a sentence boundary at each depth, the question at the end of the prompt. Here
 the model is the bundled SmolLM2-135M-Instruct (30 layers, 8K positions), the prompt is the one

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from ragpress.compressors.base import Compressor
 from ragpress.core.models import CausalLM, load_causal_lm
 from ragpress.core.types import Chunk, Context
+from ragpress.generators.base import Generator
 
 PAPER_FILTER_DEPTH = 13 / 32  # layer 13 of LLaMA-3.1-8B-Instruct's 32 (official needle_eval.py)
 
@@ -259,8 +260,6 @@ class GemFilter(GemFilterSettings, Compressor):
         self.tokenizer = self.model
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
-        from ragpress.generators.base import Generator
-
         lm = self.language_model()
         layout = PromptLayout.build(lm, Generator().messages(Context(query=query, pieces=chunks)), chunks)
         sources = layout.sources

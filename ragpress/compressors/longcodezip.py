@@ -130,6 +130,9 @@ class LongCodeZip(Compressor):
         units = self._fine(lm, query, functions, kept, ami, sizes, budget) if self.fine_ratio < 1 else [
             _whole(functions[i], ami[i]) for i in kept]
         pieces, tokens_after, dropped = self._fit(sources, units, budget, ami, functions)
+        if not pieces:
+            raise ValueError(f"A budget of {budget} tokens is too small to keep any block of this code (the smallest "
+                             f"function has {min(sizes)} tokens); raise target_tokens or rate.")
         rank = {i: r for r, i in enumerate(order)}
         meta.update(
             coarse_budget=coarse_budget,
@@ -184,8 +187,6 @@ class LongCodeZip(Compressor):
             tokens = self.count_tokens(JOIN.join(p.text for p in pieces))
             if tokens <= budget:
                 return pieces, tokens, dropped
-            if not units:
-                raise ValueError(f"target budget of {budget} tokens is too small to keep any block of this code; raise target_tokens or rate.")
             over = tokens - budget
             while units and over > 0:  # drop about as many tokens as we are over, then recount
                 unit = units.pop()

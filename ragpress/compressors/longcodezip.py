@@ -14,8 +14,8 @@ where the paper leaves a detail open, the official ``compress_code_file``:
 Deviations, each for a stated reason:
 - ``B`` is a hard ceiling: the official adds 100 tokens of slack, lets the function that crosses the
   coarse budget in, and keeps forced blocks over a function's share. Here the coarse stage stops
-  before the first function that does not fit, and a last pass drops the lowest-priority kept units
-  (non-forced blocks of the least relevant functions first) until the exact token count of
+  before the first function that does not fit, and a last pass drops kept units, blocks of the
+  least relevant function first (its non-forced blocks before its forced ones), until the exact token count of
   ``Context.text`` is within ``B``.
 - The budget is the final one: the coarse stage gets ``B / fine_ratio`` and the fine stage shares
   ``B`` by tokens. The official gives the coarse stage ``B`` and the fine stage ``fine_ratio`` of
@@ -57,7 +57,7 @@ class _Unit:
     chunk: int
     first: int
     last: int
-    priority: tuple[bool, float, float]  # (forced, function AMI, block AMI): lowest goes first
+    priority: tuple[float, bool, float]  # (function AMI, forced, block AMI): lowest goes first
 
 
 @dataclasses.dataclass
@@ -77,6 +77,7 @@ class LongCodeZip(Compressor):
     language: str = "python"  # per chunk, ``chunk.metadata["language"]`` wins
     batch_size: int = 8
     device: str | None = None
+    dtype: str | None = None  # default: bfloat16 on GPU, float32 on CPU
 
     def __post_init__(self):
         self.tokenizer = self.model  # budgets are counted with the scoring model's tokenizer
@@ -111,7 +112,7 @@ class LongCodeZip(Compressor):
         if budget <= 0:
             raise ValueError(f"rate={self.rate} of {tokens_before} input tokens leaves a budget of 0 tokens; raise rate or set target_tokens.")
 
-        lm = load_causal_lm(self.model, device=self.device)
+        lm = load_causal_lm(self.model, device=self.device, dtype=self.dtype)
         sources = [_Source(c, self._language(c), k) for k, c in enumerate(chunks)]
         functions = [(s, f) for s in sources for f in s.functions]
         texts = [s.text_of(f.first, f.last) for s, f in functions]
@@ -173,7 +174,7 @@ class LongCodeZip(Compressor):
             free = [b for b in mine if b not in forced]
             capacity = math.floor(share * sizes[i]) - sum(weights[b] for b in forced)
             chosen = knapsack([weights[b] for b in free], [scores[b] for b in free], capacity)
-            units += [_Unit(source.index, blocks[b][1], blocks[b][2], (b in forced, ami[i], scores[b]))
+            units += [_Unit(source.index, blocks[b][1], blocks[b][2], (ami[i], b in forced, scores[b]))
                       for b in forced + [free[j] for j in chosen]]
         return units
 
@@ -274,7 +275,7 @@ class _Source:
 
 def _whole(function, ami: float) -> _Unit:
     source, f = function
-    return _Unit(source.index, f.first, f.last, (False, ami, ami))
+    return _Unit(source.index, f.first, f.last, (ami, False, ami))
 
 
 def _adaptive_shares(scores: list[float], sizes: list[int], room: int, beta: float) -> list[float]:

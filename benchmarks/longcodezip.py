@@ -26,7 +26,7 @@ from pathlib import Path
 from ragpress.compressors.longcodezip import LongCodeZip
 from ragpress.core.models import resolve_device, resolve_name
 
-TASKS = [("colorsys", "hls_to_rgb"), ("textwrap", "dedent"), ("shlex", "quote"), ("fnmatch", "translate"), ("heapq", "merge")]
+TASKS = [("bisect", "insort_left"), ("colorsys", "hls_to_rgb"), ("fnmatch", "translate"), ("copyreg", "_reduce_ex"), ("textwrap", "dedent")]
 INSTRUCTION = "Complete the following function given the context."
 
 
@@ -83,7 +83,7 @@ def jaccard(a: set, b: set) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--official-glue", default=None)
-    parser.add_argument("--budgets", default="0.15,0.3", help="target tokens as fractions of each context")
+    parser.add_argument("--budgets", default="0.3", help="target tokens as fractions of each context")
     parser.add_argument("--fine-ratio", type=float, default=0.5)
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--tasks", type=int, default=len(TASKS))

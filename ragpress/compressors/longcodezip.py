@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ragpress.compressors.base import Compressor
 from ragpress.compressors.longcodezip_steps import (
+    adaptive_shares,
     is_structural,
     knapsack,
     line_spans,
@@ -153,7 +154,7 @@ class LongCodeZip(Compressor):
         small = [i for i in kept if functions[i][0].nonblank(functions[i][1]) < self.min_lines]
         large = [i for i in kept if i not in small]
         room = budget - sum(sizes[i] for i in small)
-        shares = _adaptive_shares([ami[i] for i in large], [sizes[i] for i in large], room, self.importance_beta)
+        shares = adaptive_shares([ami[i] for i in large], [sizes[i] for i in large], room, self.importance_beta)
         units = [_whole(functions[i], ami[i]) for i in small]
         units += [_whole(functions[i], ami[i]) for i, share in zip(large, shares) if share >= 0.999]
         squeeze = [(i, share) for i, share in zip(large, shares) if share < 0.999]
@@ -276,23 +277,6 @@ class _Source:
 def _whole(function, ami: float) -> _Unit:
     source, f = function
     return _Unit(source.index, f.first, f.last, (ami, False, ami))
-
-
-def _adaptive_shares(scores: list[float], sizes: list[int], room: int, beta: float) -> list[float]:
-    """Adaptive budget allocation (Sec. III-B): the baseline keep ratio ``room / total`` tilted by
-    min-max normalised AMI, ``r_i = r_base * (1 + beta * (2 * s_i - 1))``, clamped to [0, 1] and
-    rescaled once so the shares spend the room (the official allocation, counted in tokens)."""
-    total = sum(sizes)
-    if not sizes or room >= total:
-        return [1.0] * len(sizes)
-    if room <= 0:
-        return [0.0] * len(sizes)
-    base = room / total
-    low, high = min(scores), max(scores)
-    norm = [(s - low) / (high - low) if high > low else 0.5 for s in scores]
-    shares = [min(1.0, max(0.0, base * (1 + beta * (2 * n - 1)))) for n in norm]
-    spent = sum(r * t for r, t in zip(shares, sizes))
-    return [min(1.0, r * room / spent) for r in shares] if spent > 0 else shares
 
 
 def _tail(lm, text: str, room: int) -> str:

@@ -1,6 +1,6 @@
 """The model-free steps of LongCodeZip (Shi et al., ASE 2025, arXiv:2510.00446): function-level
-chunking (Sec. III-A), perplexity-spike block boundaries (Sec. III-B) and the 0/1 knapsack that picks
-blocks under a token budget (Sec. III-B). :mod:`ragpress.compressors.longcodezip` scores and wires them.
+chunking (Sec. III-A), perplexity-spike block boundaries, the adaptive budget shares and the 0/1
+knapsack that picks blocks under a token budget (Sec. III-B). :mod:`ragpress.compressors.longcodezip` scores and wires them.
 
 Lines are the atomic unit everywhere: a line is the text between two ``"\\n"`` (without it), and a
 span of lines maps back to exact character offsets in the source.
@@ -156,6 +156,23 @@ def spike_blocks(bits: list[float | None], k: float = 0.2) -> list[tuple[int, in
             cuts.append(i + 1)
     cuts.append(len(bits))
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def adaptive_shares(scores: list[float], sizes: list[int], room: int, beta: float) -> list[float]:
+    """Adaptive budget allocation (Sec. III-B): the baseline keep ratio ``room / total`` tilted by
+    min-max normalised AMI, ``r_i = r_base * (1 + beta * (2 * s_i - 1))``, clamped to [0, 1] and
+    rescaled once so the shares spend the room (the official allocation, counted in tokens)."""
+    total = sum(sizes)
+    if not sizes or room >= total:
+        return [1.0] * len(sizes)
+    if room <= 0:
+        return [0.0] * len(sizes)
+    base = room / total
+    low, high = min(scores), max(scores)
+    norm = [(s - low) / (high - low) if high > low else 0.5 for s in scores]
+    shares = [min(1.0, max(0.0, base * (1 + beta * (2 * n - 1)))) for n in norm]
+    spent = sum(r * t for r, t in zip(shares, sizes))
+    return [min(1.0, r * room / spent) for r in shares] if spent > 0 else shares
 
 
 def knapsack(weights: list[int], values: list[float], capacity: int) -> set[int]:

@@ -1,8 +1,9 @@
 """LongCodeZip: two-stage compression of long code contexts for code LMs.
 
 Shi, Qian, Zhang, Shen, Gu, "LongCodeZip: Compress Long Context for Code Language Models", ASE 2025
-(arXiv:2510.00446); official code github.com/YerbaPage/LongCodeZip. The steps follow Sec. III and,
-where the paper leaves a detail open, the official ``compress_code_file``:
+(arXiv:2510.00446); official code github.com/YerbaPage/LongCodeZip. Only the paper's abstract and
+overview could be read when this was written, so the steps follow its method outline (Sec. III-A coarse,
+Sec. III-B fine) and, for every constant and rule, the official ``compress_code_file``:
 
 1. Coarse (Sec. III-A): cut each code chunk into function-level chunks, score each by approximated
    mutual information with the instruction, ``AMI(c, q) = PPL(q) - PPL(q | c)``, and keep the best

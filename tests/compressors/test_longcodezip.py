@@ -123,7 +123,7 @@ def test_offsets_are_document_offsets_for_chunks_inside_a_document(tiny_lm_path)
     assert all(p.start >= len(prefix) for p in context.pieces)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(budget=st.integers(min_value=1, max_value=400), fine_ratio=st.sampled_from([0.5, 0.8, 1.0]))
 def test_budget_is_never_exceeded(tiny_lm_path, budget, fine_ratio):
     compressor = LongCodeZip(model=tiny_lm_path, target_tokens=budget, fine_ratio=fine_ratio, min_lines=3, device="cpu")

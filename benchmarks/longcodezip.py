@@ -1,0 +1,128 @@
+"""LongCodeZip on CPython standard-library modules: budget reached vs requested, and agreement with
+the official implementation run on the same inputs and model.
+
+Each task removes one function from a module and asks to complete it (the paper's long-code
+completion setting): the context is the module without the function, the instruction is
+"Complete the following function given the context." plus the function's header and docstring.
+
+    HF_HUB_OFFLINE=1 python benchmarks/longcodezip.py [--official-glue /tmp/lcz_official/glue.py]
+
+``--official-glue`` names a file (kept outside the repository) exposing ``load(model_path, device)``
+and ``run(instance, code, query, target_tokens, fine_ratio, beta) -> dict`` around the official code
+(github.com/YerbaPage/LongCodeZip); without it only our numbers are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import itertools
+import re
+import sysconfig
+import time
+from pathlib import Path
+
+from ragpress.compressors.longcodezip import LongCodeZip
+from ragpress.core.models import resolve_device, resolve_name
+
+TASKS = [("bisect", "insort_left"), ("colorsys", "hls_to_rgb"), ("fnmatch", "translate"), ("copyreg", "_reduce_ex"), ("textwrap", "dedent")]
+INSTRUCTION = "Complete the following function given the context."
+
+
+def build_task(module: str, function: str) -> tuple[str, str]:
+    """(context without ``function``, instruction with its header and docstring)."""
+    source = (Path(sysconfig.get_paths()["stdlib"]) / f"{module}.py").read_text()
+    node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == function)
+    lines = source.split("\n")
+    first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+    header_end = node.body[0].end_lineno if ast.get_docstring(node) else node.body[0].lineno - 1
+    header = "\n".join(lines[first:header_end])
+    context = "\n".join(lines[:first] + lines[node.end_lineno :])
+    return context, f"{INSTRUCTION}\n\n{header}"
+
+
+def our_lines(context, code: str) -> set[int]:
+    """Non-blank line numbers of ``code`` covered by the pieces."""
+    lines = code.split("\n")
+    kept = set()
+    for piece in context.pieces:
+        first, last = code.count("\n", 0, piece.start), code.count("\n", 0, piece.end)
+        kept |= {i for i in range(first, last + 1) if lines[i].strip()}
+    return kept
+
+
+def official_lines(result: dict) -> set[int]:
+    """Non-blank line numbers of the code that the official output kept: its chunks tile the code,
+    and each compressed chunk's lines are matched in order against the chunk's own lines."""
+    kept, offset = set(), 0
+    for chunk, compressed in zip(result["chunks"], result["compressed_chunks"]):
+        original = chunk.split("\n")
+        position = 0
+        for line in compressed.split("\n"):
+            if not line.strip() or line.strip() == "# ...":
+                continue
+            while position < len(original) and original[position] != line:
+                position += 1
+            if position < len(original):
+                kept.add(offset + position)
+                position += 1
+        offset += chunk.count("\n")
+    return kept
+
+
+def chunk_name(text: str) -> str:
+    match = re.search(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", text, re.M)
+    return match.group(1) if match else "<module>"
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--official-glue", default=None)
+    parser.add_argument("--budgets", default="0.3", help="target tokens as fractions of each context")
+    parser.add_argument("--fine-ratio", type=float, default=0.5)
+    parser.add_argument("--beta", type=float, default=0.5)
+    parser.add_argument("--tasks", type=int, default=len(TASKS))
+    parser.add_argument("--fine-ratios", default=None, help="comma list; overrides --fine-ratio")
+    args = parser.parse_args()
+    official = instance = None
+    if args.official_glue:
+        spec = importlib.util.spec_from_file_location("official_glue", args.official_glue)
+        official = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(official)
+        instance = official.load(resolve_name("smollm2-135m"), str(resolve_device()))
+    header = f"{'task':22} {'R_f':>4} {'tokens':>6} {'budget':>6} {'ours':>5} {'ratio':>6} {'sec':>5}"
+    if official:
+        header += f" {'off.':>5} {'ratio':>6} {'sec':>5} {'fn J':>5} {'top5':>4} {'line J':>6}"
+    print(header)
+    for module, function in TASKS[: args.tasks]:
+        code, instruction = build_task(module, function)
+        fine_ratios = [float(r) for r in (args.fine_ratios or str(args.fine_ratio)).split(",")]
+        for fraction, fine_ratio in itertools.product(map(float, args.budgets.split(",")), fine_ratios):
+            compressor = LongCodeZip(target_tokens=1, fine_ratio=fine_ratio, importance_beta=args.beta, dtype="float32")
+            tokens = compressor.count_tokens(code)
+            compressor.target_tokens = budget = int(tokens * fraction)
+            start = time.perf_counter()
+            ours = compressor.compress_code(code, instruction)
+            seconds = time.perf_counter() - start
+            row = f"{module + '.' + function:22} {fine_ratio:4.2f} {tokens:6d} {budget:6d} {ours.tokens_after:5d} {ours.ratio:6.2f} {seconds:5.1f}"
+            if official:
+                start = time.perf_counter()
+                result = official.run(instance, code, instruction, budget, fine_ratio, args.beta)
+                off_seconds = time.perf_counter() - start
+                off_tokens = compressor.count_tokens(result["compressed_code"])
+                our_fns = {f["name"].split(".")[-1] for f in ours.metadata["functions"] if f["selected"]}
+                off_fns = {chunk_name(result["chunks"][i]) for i in result["selected"]}
+                our_top = [f["name"].split(".")[-1] for f in sorted(ours.metadata["functions"], key=lambda f: f["rank"])[:5]]
+                off_top = [chunk_name(result["chunks"][i]) for i in result["ranking"][:5]]
+                row += (f" {off_tokens:5d} {tokens / max(off_tokens, 1):6.2f} {off_seconds:5.1f} {jaccard(our_fns, off_fns):5.2f}"
+                        f" {len(set(our_top) & set(off_top)):4d} {jaccard(our_lines(ours, code), official_lines(result)):6.2f}")
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""LongCodeZip: two-stage compression of long code contexts for code LMs.
+
+Shi, Qian, Zhang, Shen, Gu, "LongCodeZip: Compress Long Context for Code Language Models", ASE 2025
+(arXiv:2510.00446); official code github.com/YerbaPage/LongCodeZip. Only the paper's abstract and
+overview could be read when this was written, so the steps follow its method outline (Sec. III-A coarse,
+Sec. III-B fine) and, for every constant and rule, the official ``compress_code_file``:
+
+1. Coarse (Sec. III-A): cut each code chunk into function-level chunks, score each by approximated
+   mutual information with the instruction, ``AMI(c, q) = PPL(q) - PPL(q | c)``, and keep the best
+   in rank order while they fit the coarse budget ``B / fine_ratio``.
+2. Fine (Sec. III-B): cut every kept function of at least ``min_lines`` lines into blocks at line
+   perplexity spikes, give it a share of the budget that grows with its AMI (``importance_beta``),
+   score its blocks by AMI and keep the best set under that share with an exact 0/1 knapsack.
+
+Deviations, each for a stated reason:
+- ``B`` is a hard ceiling: the official adds 100 tokens of slack, lets the function that crosses the
+  coarse budget in, and keeps forced blocks over a function's share. Here the coarse stage stops
+  before the first function that does not fit, and a last pass drops kept units, blocks of the
+  least relevant function first (its non-forced blocks before its forced ones), until the exact token count of
+  ``Context.text`` is within ``B``.
+- The budget is the final one: the coarse stage gets ``B / fine_ratio`` and the fine stage shares
+  ``B`` by tokens. The official gives the coarse stage ``B`` and the fine stage ``fine_ratio`` of
+  the kept *lines*, so its output lands near ``fine_ratio * B``.
+- Line perplexities come from one forward pass per function (every line conditioned on the lines
+  above it), not one pass per line; blank lines get no score and never end a block.
+- The knapsack is always exact (the official falls back to greedy above 100 blocks or 2000 tokens).
+- Dropped code is not replaced by ``# ...`` markers: pieces stay exact source spans, and
+  ``Context.text`` joins them with a blank line, which marks every gap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+from collections.abc import Sequence
+
+from tqdm.auto import tqdm
+
+from ragpress.compressors.base import Compressor
+from ragpress.compressors.longcodezip_steps import (
+    adaptive_shares,
+    is_structural,
+    knapsack,
+    line_spans,
+    spike_blocks,
+    split_functions,
+)
+from ragpress.core.models import load_causal_lm, load_tokenizer
+from ragpress.core.types import Chunk, Context, Document
+
+JOIN = "\n\n"
+
+
+@dataclasses.dataclass
+class _Unit:
+    """Lines ``first:last`` of input chunk ``chunk`` that are kept or dropped together."""
+
+    chunk: int
+    first: int
+    last: int
+    priority: tuple[float, bool, float]  # (function AMI, forced, block AMI): lowest goes first
+
+
+@dataclasses.dataclass
+class LongCodeZip(Compressor):
+    """Compress code chunks for an instruction (the query) to ``target_tokens`` tokens, or to
+    ``rate`` of the input when no target is given. Budgets are counted with ``model``'s tokenizer
+    on ``Context.text`` (the kept pieces joined by a blank line, no special tokens)."""
+
+    model: str = "smollm2-135m"
+    target_tokens: int | None = None
+    rate: float = 0.5
+    fine_ratio: float = 0.5  # the paper's R_fine (0.5 and 0.8 in its runs); 1.0 = coarse stage only
+    importance_beta: float = 0.5  # beta of the adaptive budget allocation (Sec. III-B)
+    spike_k: float = 0.2  # the block-boundary threshold factor (official default k=0.2)
+    min_lines: int = 5  # functions with fewer non-blank lines are kept whole (official default)
+    keep_structure: bool = True  # always keep definition, comment and return blocks (official)
+    language: str = "python"  # per chunk, ``chunk.metadata["language"]`` wins
+    batch_size: int = 8
+    device: str | None = None
+    dtype: str | None = None  # default: bfloat16 on GPU, float32 on CPU
+
+    def __post_init__(self):
+        self.tokenizer = self.model  # budgets are counted with the scoring model's tokenizer
+        if self.target_tokens is not None and (not isinstance(self.target_tokens, int) or self.target_tokens <= 0):
+            raise ValueError(f"target_tokens must be a positive int, got {self.target_tokens!r}; pass e.g. target_tokens=512, or rate=0.3.")
+        for name, low, high in (("rate", 0, 1), ("fine_ratio", 0, 1)):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)!r}.")
+        if not 0 <= self.importance_beta <= 1:
+            raise ValueError(f"importance_beta must be in [0, 1], got {self.importance_beta!r}.")
+        if self.spike_k < 0 or self.min_lines < 1 or self.batch_size < 1:
+            raise ValueError("spike_k must be >= 0, min_lines and batch_size >= 1.")
+
+    def count_tokens(self, text: str) -> int:
+        return len(load_tokenizer(self.model)(text, add_special_tokens=False)["input_ids"])
+
+    def compress_code(self, code: str, instruction: str) -> Context:
+        """Compress one code text; the pieces' offsets index into ``code`` itself."""
+        if not isinstance(code, str):
+            raise TypeError(f"code must be a str, got {type(code).__name__}.")
+        document = Document(code)
+        return self.run(instruction, [Chunk.of(document, 0, len(code))])
+
+    def compress(self, query: str, chunks: list[Chunk]) -> Context:
+        tokens_before = self.count_tokens(JOIN.join(c.text for c in chunks)) if chunks else 0
+        budget = self.target_tokens if self.target_tokens is not None else math.floor(self.rate * tokens_before)
+        meta = {"budget": budget, "budget_from": "target_tokens" if self.target_tokens is not None else f"rate={self.rate}",
+                "token_count": "tokenizer(Context.text, add_special_tokens=False); pieces joined by '\\n\\n'"}
+        if tokens_before == 0 or budget >= tokens_before:
+            why = "empty input" if tokens_before == 0 else "budget >= input tokens"
+            return Context(query, tuple(chunks), tokens_before=tokens_before, tokens_after=tokens_before, metadata={**meta, "unchanged": why})
+        if budget <= 0:
+            raise ValueError(f"rate={self.rate} of {tokens_before} input tokens leaves a budget of 0 tokens; raise rate or set target_tokens.")
+
+        lm = load_causal_lm(self.model, device=self.device, dtype=self.dtype)
+        sources = [_Source(c, self._language(c), k) for k, c in enumerate(chunks)]
+        functions = [(s, f) for s in sources for f in s.functions]
+        texts = [s.text_of(f.first, f.last) for s, f in functions]
+        ami = self._ami(lm, [t + JOIN for t in texts], query, "coarse: AMI of functions")
+        sizes = [self.count_tokens(t) for t in texts]
+
+        # Sec. III-A: greedy by AMI under the coarse budget, stopping at the first that does not fit.
+        coarse_budget = math.floor(budget / self.fine_ratio)
+        order = sorted(range(len(functions)), key=lambda i: -ami[i])
+        kept, used = [], 0
+        for i in order:
+            if used + sizes[i] > coarse_budget:
+                break
+            kept.append(i)
+            used += sizes[i]
+        units = self._fine(lm, query, functions, kept, ami, sizes, budget) if self.fine_ratio < 1 else [
+            _whole(functions[i], ami[i]) for i in kept]
+        pieces, tokens_after, dropped = self._fit(sources, units, budget, ami, functions)
+        if not pieces:
+            raise ValueError(f"A budget of {budget} tokens is too small to keep any block of this code (the smallest "
+                             f"function has {min(sizes)} tokens); raise target_tokens or rate.")
+        rank = {i: r for r, i in enumerate(order)}
+        meta.update(
+            coarse_budget=coarse_budget,
+            splitter=sorted({s.note for s in sources}),
+            parse_fallback=[s.index for s in sources if "syntax error" in s.note],
+            functions=[{"chunk": s.index, "name": f.name, "lines": (f.first, f.last), "tokens": sizes[i],
+                        "ami": ami[i], "rank": rank[i], "selected": i in kept} for i, (s, f) in enumerate(functions)],
+            units_dropped_to_fit=dropped,
+        )
+        return Context(query, tuple(pieces), tokens_before=tokens_before, tokens_after=tokens_after, metadata=meta)
+
+    def _language(self, chunk: Chunk) -> str:
+        return str(chunk.metadata.get("language", self.language))
+
+    def _fine(self, lm, query, functions, kept, ami, sizes, budget) -> list[_Unit]:
+        """Sec. III-B: adaptive shares, perplexity blocks, block AMI and knapsack per function."""
+        small = [i for i in kept if functions[i][0].nonblank(functions[i][1]) < self.min_lines]
+        large = [i for i in kept if i not in small]
+        room = budget - sum(sizes[i] for i in small)
+        shares = adaptive_shares([ami[i] for i in large], [sizes[i] for i in large], room, self.importance_beta)
+        units = [_whole(functions[i], ami[i]) for i in small]
+        units += [_whole(functions[i], ami[i]) for i, share in zip(large, shares) if share >= 0.999]
+        squeeze = [(i, share) for i, share in zip(large, shares) if share < 0.999]
+        if not squeeze:
+            return units
+        bits = self._line_bits(lm, [functions[i] for i, _ in squeeze])
+        blocks = []  # (function index, first line, last line) in chunk line numbers
+        for (i, _), line_bits in zip(squeeze, bits):
+            first = functions[i][1].first
+            blocks += [(i, first + a, first + b) for a, b in spike_blocks(line_bits, self.spike_k)]
+        block_texts = [functions[i][0].text_of(a, b) for i, a, b in blocks]
+        scores = self._ami(lm, [t + JOIN for t in block_texts], query, "fine: AMI of blocks")
+        weights = [self.count_tokens(t + "\n") for t in block_texts]
+        for i, share in squeeze:
+            source = functions[i][0]
+            mine = [b for b, block in enumerate(blocks) if block[0] == i]
+            forced = [b for b in mine if self.keep_structure and is_structural(source.first_nonblank(*blocks[b][1:]), source.language)]
+            free = [b for b in mine if b not in forced]
+            capacity = math.floor(share * sizes[i]) - sum(weights[b] for b in forced)
+            chosen = knapsack([weights[b] for b in free], [scores[b] for b in free], capacity)
+            units += [_Unit(source.index, blocks[b][1], blocks[b][2], (ami[i], b in forced, scores[b]))
+                      for b in forced + [free[j] for j in chosen]]
+        return units
+
+    def _fit(self, sources, units, budget, ami, functions):
+        """Assemble pieces from kept lines, then drop lowest-priority units until the exact count
+        of ``Context.text`` fits the budget (token counts of parts do not add up exactly)."""
+        units = sorted(units, key=lambda u: u.priority, reverse=True)
+        dropped = 0
+        while True:
+            pieces = _pieces(sources, units, functions, ami)
+            tokens = self.count_tokens(JOIN.join(p.text for p in pieces))
+            if tokens <= budget:
+                return pieces, tokens, dropped
+            over = tokens - budget
+            while units and over > 0:  # drop about as many tokens as we are over, then recount
+                unit = units.pop()
+                over -= self.count_tokens(sources[unit.chunk].text_of(unit.first, unit.last))
+                dropped += 1
+
+    def _ami(self, lm, contexts: list[str], query: str, label: str) -> list[float]:
+        """``PPL(q) - PPL(q | c)`` for each context ``c`` (Sec. III-A, Eq. for AMI), batched by
+        length; a context longer than the model's window keeps its last tokens."""
+        room = lm.max_length - lm.count_tokens(query) - 8
+        if room < 16:
+            raise ValueError(f"The instruction alone nearly fills {lm.name}'s window of {lm.max_length} tokens; shorten it.")
+        contexts = [_tail(lm, c, room) for c in contexts]
+        base = math.exp(-lm.continuation_logprobs([""], [query])[0].mean().item())
+        order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
+        out = [0.0] * len(contexts)
+        for start in tqdm(range(0, len(order), self.batch_size), desc=f"LongCodeZip {label}", leave=False):
+            ids = order[start : start + self.batch_size]
+            for i, logprobs in zip(ids, lm.continuation_logprobs([contexts[i] for i in ids], [query] * len(ids), self.batch_size)):
+                out[i] = base - math.exp(-logprobs.mean().item())
+        return out
+
+    def _line_bits(self, lm, functions) -> list[list[float | None]]:
+        """Mean bits per token of each line given the lines above it in its function (the official
+        log2 of line PPL), one forward pass per function, or per window of whole lines when a
+        function is longer than the model's window; a token belongs to the line of its last
+        character, and blank lines get ``None``."""
+        tokenizer, window = lm.tokenizer, lm.max_length - 8
+        jobs, results = [], []
+        for f, (source, function) in enumerate(functions):
+            results.append([None] * (function.last - function.first))
+            lengths = [len(ids) + 1 for ids in tokenizer([source.text_of(i, i + 1) for i in range(function.first, function.last)],
+                                                        add_special_tokens=False)["input_ids"]]
+            first, count = function.first, 0
+            for line, n in zip(range(function.first, function.last), lengths):
+                if count + n > window and line > first:
+                    jobs.append((f, first, line))
+                    first, count = line, 0
+                count += n
+            jobs.append((f, first, function.last))
+        logprobs, windows = [], []
+        for f, first, last in jobs:
+            source = functions[f][0]
+            text = source.text_of(first, last)
+            offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][:window]
+            windows.append((text[: offsets[-1][1]] if offsets else text, offsets))
+        for start in tqdm(range(0, len(windows), self.batch_size), desc="LongCodeZip fine: line perplexity", leave=False):
+            logprobs += lm.token_logprobs([w[0] for w in windows[start : start + self.batch_size]], self.batch_size)
+        sums: dict[tuple[int, int], list[float]] = {}
+        for (f, first, last), (_, offsets), values in zip(jobs, windows, logprobs):
+            source, base = functions[f][0], functions[f][0].lines[first][0]
+            starts = [a - base for a, _ in source.lines[first:last]]
+            values = values.tolist()
+            for (a, b), value in zip(offsets[len(offsets) - len(values) :], values):
+                line = first + _line_of(starts, max(b - 1, a))
+                sums.setdefault((f, line), []).append(-value / math.log(2))
+        for (f, line), values in sums.items():
+            if not functions[f][0].is_blank(line):
+                results[f][line - functions[f][1].first] = sum(values) / len(values)
+        return results
+
+
+class _Source:
+    """One input chunk with its lines, language and function-level chunks."""
+
+    def __init__(self, chunk: Chunk, language: str, index: int | None = None):
+        self.chunk, self.language = chunk, language
+        self.lines = line_spans(chunk.text)
+        self.functions, self.note = split_functions(chunk.text, language)
+        self.index = index
+
+    def text_of(self, first: int, last: int) -> str:
+        return self.chunk.text[self.lines[first][0] : self.lines[last - 1][1]]
+
+    def is_blank(self, line: int) -> bool:
+        a, b = self.lines[line]
+        return not self.chunk.text[a:b].strip()
+
+    def nonblank(self, function) -> int:
+        return sum(not self.is_blank(i) for i in range(function.first, function.last))
+
+    def first_nonblank(self, first: int, last: int) -> str:
+        return next((self.chunk.text[slice(*self.lines[i])] for i in range(first, last) if not self.is_blank(i)), "")
+
+
+def _whole(function, ami: float) -> _Unit:
+    source, f = function
+    return _Unit(source.index, f.first, f.last, (ami, False, ami))
+
+
+def _tail(lm, text: str, room: int) -> str:
+    ids = lm.encode(text)
+    return text if len(ids) <= room else lm.tokenizer.decode(ids[-room:])
+
+
+def _line_of(line_starts: list[int], char: int) -> int:
+    import bisect
+
+    return max(bisect.bisect_right(line_starts, char) - 1, 0)
+
+
+def _pieces(sources, units, functions, ami) -> list[Chunk]:
+    """Runs of consecutive kept lines, blank lines trimmed at both ends, as exact source spans."""
+    pieces = []
+    for source in sources:
+        kept = sorted({line for u in units if u.chunk == source.index for line in range(u.first, u.last)})
+        runs, run = [], []
+        for line in kept:
+            if run and line != run[-1] + 1:
+                runs.append(run)
+                run = []
+            run.append(line)
+        runs += [run] if run else []
+        for run in runs:
+            lines = [i for i in run if not source.is_blank(i)]
+            if not lines:
+                continue
+            first, last = lines[0], lines[-1]
+            owners = [k for k, (s, f) in enumerate(functions) if s is source and f.first <= last and first < f.last]
+            chunk = source.chunk
+            a, b = source.lines[first][0], source.lines[last][1]
+            pieces.append(Chunk(chunk.doc_id, chunk.start + a, chunk.start + b, chunk.text[a:b], score=max(ami[k] for k in owners),
+                                metadata={"functions": [functions[k][1].name for k in owners], "lines": (first, last + 1)}))
+    return pieces
+
+
+def render_html(context: Context, sources: str | Sequence[Chunk]) -> str:
+    """An HTML view of each source with kept lines on green and dropped lines struck through on
+    red (blank lines plain), for notebooks: ``IPython.display.HTML(render_html(ctx, code))``."""
+    if isinstance(sources, str):
+        sources = [Chunk.of(Document(sources), 0, len(sources))]
+    parts = [f"<div style='font-family:monospace;font-size:12px'><p>{context.tokens_before} &rarr; {context.tokens_after} tokens "
+             f"(ratio {context.ratio:.2f}x)</p>"]
+    for chunk in sources:
+        covered = [(p.start, p.end) for p in context.pieces if p.doc_id == chunk.doc_id]
+        rows = []
+        for a, b in line_spans(chunk.text):
+            line = chunk.text[a:b]
+            start, end = chunk.start + a, chunk.start + b
+            keep = any(s <= start and end <= e for s, e in covered)
+            style = "" if not line.strip() else ("background:#d9f2d9" if keep else "background:#f9dcdc;color:#888;text-decoration:line-through")
+            rows.append(f"<div style='white-space:pre;{style}'>{html.escape(line) or '&nbsp;'}</div>")
+        parts.append("<div style='border:1px solid #ccc;margin:6px 0;padding:4px'>" + "".join(rows) + "</div>")
+    return "".join(parts) + "</div>"

@@ -1,0 +1,197 @@
+"""The model-free steps of LongCodeZip (Shi et al., ASE 2025, arXiv:2510.00446): function-level
+chunking (Sec. III-A), perplexity-spike block boundaries, the adaptive budget shares and the 0/1
+knapsack that picks blocks under a token budget (Sec. III-B). :mod:`ragpress.compressors.longcodezip` scores and wires them.
+
+Lines are the atomic unit everywhere: a line is the text between two ``"\\n"`` (without it), and a
+span of lines maps back to exact character offsets in the source.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+# Languages split by tree-sitter; every other language falls back to the definition-line rule
+# below, as the official code does for all languages (its default for unknown ones is Python's).
+TREE_SITTER_LANGUAGES = ("python",)
+_MODIFIERS = r"(?:(?:export|default|public|private|protected|internal|static|final|abstract|async|pub(?:\([\w:]+\))?|unsafe|extern|inline|virtual|override|synchronized|const)\s+)*"
+_KEYWORDS = {
+    "python": r"(?:async\s+)?(?:def|class)",
+    "c_family": r"(?:class|struct|enum|interface|trait|impl|fn|func|function|type\s+\w+\s+struct)",
+}
+_C_METHOD = r"(?!(?:return|if|else|while|for|switch|case|new|throw|catch|do|sizeof)\b)[\w<>\[\]*&:,.]+(?:\s+[\w<>\[\]*&:,.]+)*\s+\**~?\w+\s*\([^;]*$"
+_NAME = re.compile(r"\b(?:def|class|struct|enum|interface|trait|impl|fn|func|function)\s+(\w+)|(\w+)\s*\(")
+_COMMENT = {"python": "#", "c_family": "//"}
+
+
+def language_family(language: str) -> str:
+    """``"python"`` for Python and for languages the rule does not know (the official default),
+    ``"c_family"`` for brace languages (C, C++, Java, C#, JavaScript, TypeScript, Go, Rust, ...)."""
+    brace = {"c", "cpp", "c++", "java", "csharp", "c#", "javascript", "js", "typescript", "ts", "go", "rust", "kotlin", "scala", "swift", "php"}
+    return "c_family" if language.lower() in brace else "python"
+
+
+def definition_pattern(language: str) -> re.Pattern:
+    """A line that opens a function, method, class or type in ``language``."""
+    family = language_family(language)
+    alternatives = [_MODIFIERS + _KEYWORDS[family] + r"\b"]
+    if family == "c_family":
+        alternatives.append(_MODIFIERS + _C_METHOD)
+    return re.compile(r"^[ \t]*(?:" + "|".join(alternatives) + ")")
+
+
+def line_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every line of ``text``, newline excluded; an empty text has one empty line."""
+    spans, start = [], 0
+    for match in re.finditer("\n", text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return spans
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function-level chunk: lines ``first:last`` (end exclusive) of one source text."""
+
+    first: int
+    last: int
+    name: str
+
+
+def split_functions(text: str, language: str = "python") -> tuple[list[Function], str]:
+    """Function-level chunking (Sec. III-A): cut the text at the first line of every function or
+    class definition (methods included, nested functions kept inside their function), so the
+    chunks tile the whole text; code before the first definition is its own chunk. Python is
+    parsed with tree-sitter (decorators and a comment right above a definition go with it); text
+    that does not parse, and other languages, are cut at lines matching :func:`definition_pattern`,
+    the official code's rule. Returns the chunks and a note naming the splitter used."""
+    lines = text.split("\n")
+    if language.lower() in TREE_SITTER_LANGUAGES:
+        starts, error = _python_definition_starts(text)
+        note = "tree-sitter-python"
+        if error:
+            note = "definition-line regex: tree-sitter found a syntax error, so the code was cut by line pattern"
+            starts = _regex_definition_starts(lines, language)
+    else:
+        note = f"definition-line regex ({language_family(language)} rule; no tree-sitter grammar for {language!r})"
+        starts = _regex_definition_starts(lines, language)
+    cuts = sorted(set(starts) | {0})
+    ends = cuts[1:] + [len(lines)]
+    return [Function(a, b, starts.get(a, "<module>")) for a, b in zip(cuts, ends)], note
+
+
+def _python_definition_starts(text: str) -> tuple[dict[int, str], bool]:
+    import tree_sitter_python
+    from tree_sitter import Language, Parser
+
+    root = Parser(Language(tree_sitter_python.language())).parse(text.encode("utf-8")).root_node
+    starts: dict[int, str] = {}
+
+    def visit(block, prefix: str) -> None:
+        for node in block.children:
+            definition = node.child_by_field_name("definition") if node.type == "decorated_definition" else node
+            if definition is None or definition.type not in ("function_definition", "class_definition"):
+                continue
+            row, above = node.start_point.row, node.prev_named_sibling
+            while above is not None and above.type == "comment" and above.end_point.row == row - 1:
+                row, above = above.start_point.row, above.prev_named_sibling
+            name = prefix + definition.child_by_field_name("name").text.decode("utf-8", "replace")
+            starts[row] = name
+            if definition.type == "class_definition":
+                visit(definition.child_by_field_name("body"), name + ".")
+
+    visit(root, "")
+    return starts, root.has_error
+
+
+def _regex_definition_starts(lines: list[str], language: str) -> dict[int, str]:
+    pattern, starts = definition_pattern(language), {}
+    decorated = False
+    for row, line in enumerate(lines):
+        if re.match(r"^[ \t]*@\w", line):
+            if not decorated:
+                starts[row] = "<decorated>"
+            decorated = True
+            continue
+        if pattern.match(line):
+            name = _NAME.search(line)
+            name = next((g for g in name.groups() if g), "?") if name else "?"
+            starts[row if not decorated else max(r for r in starts if r < row)] = name
+        decorated = False
+    return starts
+
+
+def is_structural(line: str, language: str) -> bool:
+    """The official code always keeps a block whose first non-blank line is a definition, a
+    comment or a return statement, so compressed functions keep their skeleton."""
+    stripped = line.strip()
+    return bool(
+        definition_pattern(language).match(line)
+        or stripped.startswith(_COMMENT[language_family(language)])
+        or re.match(r"return\b", stripped)
+    )
+
+
+def spike_blocks(bits: list[float | None], k: float = 0.2) -> list[tuple[int, int]]:
+    """Perplexity-based block chunking (Sec. III-B): a line whose perplexity is at least that of
+    both neighbours and rises above one of them by the adaptive threshold ``mean + k * std`` of
+    the function's line perplexities (log2 of per-line PPL, i.e. mean bits per token; the official
+    'std' rule with k=0.2, and 0.5 when fewer than three lines are scored) ends a block. ``None``
+    marks a blank line: it is never a spike and counts as equal to the line it neighbours.
+    Returns ``(first, last)`` line ranges (end exclusive) that tile the function."""
+    valid = np.array([b for b in bits if b is not None and np.isfinite(b) and b > 0])
+    threshold = float(valid.mean() + k * valid.std()) if len(valid) >= 3 else 0.5
+    cuts = [0]
+    for i in range(1, len(bits) - 1):
+        here = bits[i]
+        if here is None:
+            continue
+        left = bits[i - 1] if bits[i - 1] is not None else here
+        right = bits[i + 1] if bits[i + 1] is not None else here
+        rise_left, rise_right = here - left, here - right
+        if rise_left >= 0 and rise_right >= 0 and max(rise_left, rise_right) >= threshold:
+            cuts.append(i + 1)
+    cuts.append(len(bits))
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def adaptive_shares(scores: list[float], sizes: list[int], room: int, beta: float) -> list[float]:
+    """Adaptive budget allocation (Sec. III-B): the baseline keep ratio ``room / total`` tilted by
+    min-max normalised AMI, ``r_i = r_base * (1 + beta * (2 * s_i - 1))``, clamped to [0, 1] and
+    rescaled once so the shares spend the room (the official allocation, counted in tokens)."""
+    total = sum(sizes)
+    if not sizes or room >= total:
+        return [1.0] * len(sizes)
+    if room <= 0:
+        return [0.0] * len(sizes)
+    base = room / total
+    low, high = min(scores), max(scores)
+    norm = [(s - low) / (high - low) if high > low else 0.5 for s in scores]
+    shares = [min(1.0, max(0.0, base * (1 + beta * (2 * n - 1)))) for n in norm]
+    spent = sum(r * t for r, t in zip(shares, sizes))
+    return [min(1.0, r * room / spent) for r in shares] if spent > 0 else shares
+
+
+def knapsack(weights: list[int], values: list[float], capacity: int) -> set[int]:
+    """Exact 0/1 knapsack by dynamic programming over integer token weights (Sec. III-B: keep the
+    blocks of largest total relevance that fit the function's budget). Items of value <= 0 never
+    help and are never taken; ties keep the earlier solution. ``O(n * capacity)`` with numpy rows."""
+    capacity = max(int(capacity), 0)
+    best = np.zeros(capacity + 1)
+    took = np.zeros((len(weights), capacity + 1), dtype=bool)
+    for i, (weight, value) in enumerate(zip(weights, values)):
+        if value <= 0 or not np.isfinite(value) or weight > capacity:
+            continue
+        candidate = np.full(capacity + 1, -np.inf)
+        candidate[weight:] = best[: capacity + 1 - weight] + value
+        took[i] = candidate > best
+        best = np.where(took[i], candidate, best)
+    chosen, room = set(), capacity
+    for i in range(len(weights) - 1, -1, -1):
+        if took[i, room]:
+            chosen.add(i)
+            room -= weights[i]
+    return chosen

@@ -64,9 +64,16 @@ def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]]) -> list[float]
     for r, row in enumerate(rows):
         ids[r, width - len(row) :], mask[r, width - len(row) :] = row, 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
-    logits = lm.model(
-        input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), position_ids=positions.to(lm.device), logits_to_keep=1
-    ).logits[:, -1].float()
+    logits = (
+        lm.model(
+            input_ids=ids.to(lm.device),
+            attention_mask=mask.to(lm.device),
+            position_ids=positions.to(lm.device),
+            logits_to_keep=1,
+        )
+        .logits[:, -1]
+        .float()
+    )
     probs = torch.softmax(logits, dim=-1)
     return (probs[:, keep_id] - probs[:, split_id]).tolist()
 
@@ -89,7 +96,9 @@ class MarginSamplingChunker(MetaChunker):
         if self.context not in ("chunk", "sentence"):
             raise ValueError(f"context must be 'chunk' or 'sentence', got {self.context!r}.")
         if self.batch_size < 1 or (self.dynamic_window is not None and self.dynamic_window < 1):
-            raise ValueError("batch_size and dynamic_window must be at least 1 (dynamic_window=None fixes the threshold).")
+            raise ValueError(
+                "batch_size and dynamic_window must be at least 1 (dynamic_window=None fixes the threshold)."
+            )
 
     def threshold_after(self, margins: list[float]) -> float:
         """The threshold for the next decision, given the margins of the decisions so far."""
@@ -105,7 +114,10 @@ class MarginSamplingChunker(MetaChunker):
         while k < len(spans):
             batch = range(k, min(k + self.batch_size, len(spans)))
             first = [chunk_start if self.context == "chunk" else j - 1 for j in batch]
-            pairs = [(text[spans[a][0] : spans[j - 1][1]], text[slice(*spans[j])], text[spans[a][0] : spans[j][1]]) for a, j in zip(first, batch)]
+            pairs = [
+                (text[spans[a][0] : spans[j - 1][1]], text[slice(*spans[j])], text[spans[a][0] : spans[j][1]])
+                for a, j in zip(first, batch)
+            ]
             for j, margin in zip(batch, keep_margins(lm, pairs)):
                 joins = margin > self.threshold_after(margins)
                 margins.append(margin)

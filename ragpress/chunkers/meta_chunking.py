@@ -12,10 +12,12 @@ Steps, each as the official code does it unless marked *deviation*:
    we). The first sentence has no context: its first token is not scored.
 3. Long text: one causal pass in windows of ``window`` tokens that reuse the KV cache of the
    windows before; once cache plus window would exceed ``max_context`` tokens the oldest cached
-   tokens are dropped. *Deviations*: we drop exactly what is needed and keep every token at its
-   true position (the code trims ``window + 1`` tokens at a time and lets positions restart, so
-   the model sees the kept keys at the wrong RoPE distances), and we score each window's first
-   token from the previous window's last logits instead of prepending a ``" "`` token.
+   tokens are dropped (as in the code, the kept entries still carry what their layers saw of older
+   text: this bounds attention, it does not re-encode a shorter context). *Deviations*: we drop
+   exactly what is needed and keep every token at its true position (the code trims
+   ``window + 1`` tokens at a time and lets positions restart at the cache length, so the model
+   sees the kept keys at wrong RoPE distances), and we score each window's first token from the
+   previous window's last logits instead of prepending a ``" "`` token.
 4. A boundary follows sentence ``i`` (it ends a chunk) when ``i`` is a local minimum, never at
    either end: ``v[i]`` is below both neighbours and drops by at least ``threshold`` from *either*
    of them, or ``v[i]`` is below ``v[i-1]`` by at least ``threshold`` and equal to ``v[i+1]``. The
@@ -110,7 +112,7 @@ def _drop_oldest(cache, keep: int) -> None:
 @torch.inference_mode()
 def token_nll(lm: CausalLM, ids: Sequence[int], window: int, max_context: int) -> torch.Tensor:
     """``-log p(ids[t] | earlier ids)`` for ``t = 1 .. len(ids) - 1`` from one causal pass in windows of
-    ``window`` tokens that reuse the KV cache; each window sees at most ``max_context`` tokens in all
+    ``window`` tokens that reuse the KV cache; each window attends to at most ``max_context`` tokens
     (cache plus itself), the oldest dropped first, every token kept at its true position."""
     if window >= max_context:
         raise ValueError(f"window ({window}) must be smaller than max_context ({max_context}).")
@@ -222,7 +224,9 @@ class PerplexityChunker(MetaChunker):
     def __post_init__(self):
         super().__post_init__()
         if not 0 < self.window < self.max_context:
-            raise ValueError(f"Need 0 < window < max_context, got window={self.window}, max_context={self.max_context}.")
+            raise ValueError(
+                f"Need 0 < window < max_context, got window={self.window}, max_context={self.max_context}."
+            )
 
     def sentence_perplexities(self, document: Document) -> tuple[list[tuple[int, int]], list[float]]:
         """The sentence spans of ``document`` and their log-perplexities (for inspection and plots)."""
@@ -246,7 +250,11 @@ def plot_perplexity(values: Sequence[float], ends: Sequence[int], threshold: flo
     for end in ends:
         ax.axvline(end + 0.5, color="tab:red", linestyle="--", linewidth=0.8, alpha=0.6)
     title = f"PPL Chunking: {len(ends) + 1} chunks from {len(values)} sentences"
-    ax.set(xlabel="sentence", ylabel="mean token NLL (log PPL, nats)", title=title + (f", threshold {threshold:g}" if threshold is not None else ""))
+    ax.set(
+        xlabel="sentence",
+        ylabel="mean token NLL (log PPL, nats)",
+        title=title + (f", threshold {threshold:g}" if threshold is not None else ""),
+    )
     if ends:
         ax.legend(loc="upper right", fontsize=8)
     figure.tight_layout()

@@ -303,6 +303,6 @@ def test_ppl_chunking_of_an_essay_with_smollm2():
 def test_margin_sampling_of_essay_opening_with_smollm2():
     text = _essay("weird.txt")
     spans = split_sentences(text)
-    opening = Document(text[: spans[5][1]])
+    opening = Document(text[: spans[3][1]])
     chunks = MarginSamplingChunker(batch_size=3).run([opening])
-    assert 1 <= len(chunks) <= 6 and sum(c.metadata["sentences"] for c in chunks) == 6
+    assert 1 <= len(chunks) <= 4 and sum(c.metadata["sentences"] for c in chunks) == 4

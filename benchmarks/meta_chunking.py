@@ -5,7 +5,7 @@ The official code is not part of ragpress. Fetch it anywhere and point ``--offic
 ``tools`` folder, e.g.::
 
     git clone https://github.com/IAAR-Shanghai/Meta-Chunking /tmp/Meta-Chunking
-    HF_HUB_OFFLINE=1 python benchmarks/meta_chunking.py --official /tmp/Meta-Chunking/tools
+    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/meta_chunking.py --official /tmp/Meta-Chunking/tools
 
 Glue (ours, below) lets it run unchanged: stub modules for ``nltk``/``jieba`` (not needed: its
 sentence splitter is replaced by our sentences, stripped as NLTK's would be), a recorder around its

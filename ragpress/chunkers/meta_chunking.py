@@ -130,9 +130,9 @@ def token_nll(lm: CausalLM, ids: Sequence[int], window: int, max_context: int) -
         positions = torch.arange(start, start + piece.shape[1], device=lm.device)[None]
         result = lm.model(input_ids=piece, position_ids=positions, past_key_values=cache, use_cache=True)
         logits = result.logits[0].float()
-        predicting = logits[:-1] if last_logits is None else torch.cat([last_logits[None], logits[:-1]])
-        targets = piece[0] if last_logits is not None else piece[0, 1:]
-        out.append(torch.nn.functional.cross_entropy(predicting, targets, reduction="none").cpu())
+        if last_logits is not None:  # this window's first token, predicted by the previous window
+            out.append(torch.nn.functional.cross_entropy(last_logits[None], piece[0, :1], reduction="none").cpu())
+        out.append(torch.nn.functional.cross_entropy(logits[:-1], piece[0, 1:], reduction="none").cpu())
         cache, last_logits = result.past_key_values, logits[-1]
     return torch.cat(out) if out else torch.zeros(0)
 

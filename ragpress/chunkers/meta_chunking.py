@@ -255,6 +255,7 @@ def plot_perplexity(values: Sequence[float], ends: Sequence[int], threshold: flo
         ylabel="mean token NLL (log PPL, nats)",
         title=title + (f", threshold {threshold:g}" if threshold is not None else ""),
     )
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     if ends:
         ax.legend(loc="upper right", fontsize=8)
     figure.tight_layout()

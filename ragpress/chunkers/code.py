@@ -62,7 +62,7 @@ _PROMPT = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_parser(language: str, spec: str = ""):
     """A tree-sitter parser for ``language``, or ``None`` when no grammar is installed. ``spec``
     is ``"module"`` or ``"module:function"``; by default ``tree_sitter_<language>`` is tried, then

@@ -24,6 +24,7 @@ Deviations (stated, with why):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,8 +39,7 @@ LEVELS = ("document", "section", "paragraph", "sentence", "edu")
 _CLAUSES = {"advcl", "ccomp", "conj", "parataxis", "csubj", "relcl"}
 _SUBJECTS = {"nsubj", "nsubjpass", "expl", "csubj", "csubjpass", "mark"}
 CONNECTIVES = frozenset(
-    "because although though while whereas but so yet however unless since therefore thus hence "
-    "instead otherwise meanwhile moreover furthermore nevertheless nonetheless whereby if when".split()
+    ["because", "although", "though", "while", "whereas", "but", "so", "yet", "however", "unless", "since", "therefore", "thus", "hence", "instead", "otherwise", "meanwhile", "moreover", "furthermore", "nevertheless", "nonetheless", "whereby", "if", "when"]
 )
 _ATX = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+\S")
 _EDU_SYSTEM = (
@@ -190,9 +190,14 @@ def parse_boundaries(sent) -> list[int]:
             if first > sent.start and (sent.doc[first - 1].dep_ == "cc" or sent.doc[first - 1].lower_ in CONNECTIVES):
                 first -= 1
             cuts.update((first, tok.right_edge.i + 1))
-        elif tok.lower_ in CONNECTIVES and tok.dep_ in ("advmod", "mark", "cc") and tok.i > sent.start:
-            if sent.doc[tok.i - 1].text in (",", ";", ":") and tok.head.pos_ in ("VERB", "AUX"):
-                cuts.add(tok.i)
+        elif (
+            tok.lower_ in CONNECTIVES
+            and tok.dep_ in ("advmod", "mark", "cc")
+            and tok.i > sent.start
+            and sent.doc[tok.i - 1].text in (",", ";", ":")
+            and tok.head.pos_ in ("VERB", "AUX")
+        ):
+            cuts.add(tok.i)
     return sorted(cuts)
 
 
@@ -206,8 +211,8 @@ def _edu_spans(sent, cuts: list[int], min_words: int) -> list[tuple[int, int]]:
         if sent.start < i < sent.end:
             starts.append(i)
     bounds = [sent.start, *sorted(set(starts)), sent.end]
-    pieces = [[a, b] for a, b in zip(bounds, bounds[1:])]
-    words = lambda p: sum(not t.is_punct and not t.is_space for t in doc[p[0] : p[1]])  # noqa: E731
+    pieces = [[a, b] for a, b in itertools.pairwise(bounds)]
+    words = lambda p: sum(not t.is_punct and not t.is_space for t in doc[p[0] : p[1]])
     i = 0
     while len(pieces) > 1 and i < len(pieces):
         if words(pieces[i]) < min_words:

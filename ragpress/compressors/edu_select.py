@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
-
 from ragpress.chunkers.edu import LEVELS, EDUTree, build_edu_tree
 from ragpress.compressors.base import Compressor
 from ragpress.core.models import load_embedder, load_tokenizer
@@ -55,7 +53,7 @@ class EDUSelectCompressor(Compressor):
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
         tokenizer = load_tokenizer(self.tokenizer)
-        count = lambda texts: [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]  # noqa: E731
+        count = lambda texts: [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
         chunks = [c for c in chunks if c.text.strip()]
         if not chunks:
             return Context(query=query, metadata={"method": "edu_select", "budget": self.budget})

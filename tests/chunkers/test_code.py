@@ -1,4 +1,5 @@
 import inspect
+import itertools
 import json.decoder
 import textwrap
 
@@ -29,7 +30,7 @@ def fake_llm(chunker, replies):
 def check_chunks(doc, chunks, max_tokens):
     """Chunks are ordered, disjoint, whole lines with the right line numbers, and within the limit
     unless a single line is longer (coverage itself is checked by Chunker.run)."""
-    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(chunks))
     for chunk in chunks:
         meta = chunk.metadata
         assert doc.text.count("\n", 0, chunk.start) + 1 == meta["start_line"]

@@ -1,4 +1,5 @@
 import importlib.util
+import itertools
 from pathlib import Path
 
 import networkx as nx
@@ -6,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ragpress.chunkers.edu as edu
+from ragpress.chunkers import edu
 from ragpress.chunkers.base import check_cover
 from ragpress.chunkers.edu import LEVELS, EDUChunker, build_edu_tree, llm_boundaries
 from ragpress.core.models import load_spacy
@@ -35,7 +36,7 @@ def check_tree(tree, doc):
     check_provenance([tree.root], [doc])
     for node in tree.walk():
         kids = node.children
-        assert all(a.end <= b.start for a, b in zip(kids, kids[1:]))
+        assert all(a.end <= b.start for a, b in itertools.pairwise(kids))
         rank = LEVELS.index(node.metadata["level"])
         assert all(LEVELS.index(k.metadata["level"]) > rank or k.metadata["level"] == "section" for k in kids)
         assert all(k.metadata["path"][:-1] == node.metadata["path"] for k in kids)
@@ -126,7 +127,7 @@ def test_chunker_covers_each_level(level):
     doc = Document(TEXTS[1][:2500])
     chunks = EDUChunker(level=level).run([doc])
     assert chunks and all(c.metadata["level"] in LEVELS[LEVELS.index(level) :] for c in chunks)
-    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(chunks))
 
 
 def test_bad_settings_and_input_name_the_fix():

@@ -1,11 +1,12 @@
 import importlib.util
+import itertools
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragpress.chunkers.edu import EDUChunker, build_edu_tree
+from ragpress.chunkers.edu import EDUChunker
 from ragpress.compressors.edu_select import EDUSelectCompressor
 from ragpress.core.models import load_tokenizer
 from ragpress.core.types import Chunk, Document, check_provenance
@@ -31,7 +32,7 @@ def check_context(context, budget, documents):
     assert all(p.token_count == count(p.text) for p in pieces)
     order = {d.id: i for i, d in enumerate(documents)}
     assert [(order[p.doc_id], p.start) for p in pieces] == sorted((order[p.doc_id], p.start) for p in pieces)
-    for a, b in zip(pieces, pieces[1:]):  # no piece inside another
+    for a, b in itertools.pairwise(pieces):  # no piece inside another
         assert a.doc_id != b.doc_id or a.end <= b.start
 
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ragpress.chunkers.edu import LEVELS, EDUTree, build_edu_tree
 from ragpress.compressors.base import Compressor
 from ragpress.core.models import load_embedder, load_tokenizer
-from ragpress.core.types import Chunk, Context
+from ragpress.core.types import Chunk, Context, Document
 
 Key = tuple[int, tuple[int, ...]]  # (input chunk index, node path)
 
@@ -46,9 +48,10 @@ class EDUSelectCompressor(Compressor):
             raise ValueError(f"segmenter must be 'parse' or 'llm', got {self.segmenter!r}.")
 
     def trees(self, chunks: list[Chunk]) -> list[EDUTree]:
+        """The EDU tree of each chunk (chunks from EDUChunker already carry theirs)."""
         return [
             EDUTree(c) if "path" in c.metadata and "level" in c.metadata else build_edu_tree(c, self.segmenter, self.llm, self.min_words)
-            for c in chunks
+            for c in tqdm(chunks, desc="EDU trees", disable=len(chunks) < 20, leave=False)
         ]
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
@@ -151,3 +154,16 @@ def _paragraph(piece: Chunk) -> Any:
     if level not in LEVELS or LEVELS.index(level) < LEVELS.index("paragraph"):
         return None
     return path[: len(path) - (LEVELS.index(level) - LEVELS.index("paragraph"))]
+
+
+def highlight(context: Context, document: Document) -> str:
+    """HTML of ``document`` with the kept pieces marked and the dropped text greyed out."""
+    import html
+
+    out, cursor = [], 0
+    for piece in sorted((p for p in context.pieces if p.doc_id == document.id), key=lambda p: p.start):
+        out.append(f'<span style="color:#999">{html.escape(document.text[cursor : piece.start])}</span>')
+        out.append(f'<mark title="{piece.metadata.get("level")} {piece.score:.3f}">{html.escape(piece.text)}</mark>')
+        cursor = piece.end
+    out.append(f'<span style="color:#999">{html.escape(document.text[cursor:])}</span>')
+    return '<div style="white-space:pre-wrap;font-family:sans-serif">' + "".join(out) + "</div>"

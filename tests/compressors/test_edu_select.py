@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragpress.chunkers.edu import EDUChunker
-from ragpress.compressors.edu_select import EDUSelectCompressor
+from ragpress.compressors.edu_select import EDUSelectCompressor, highlight
 from ragpress.core.models import load_tokenizer
 from ragpress.core.types import Chunk, Document, check_provenance
 
@@ -36,12 +36,18 @@ def check_context(context, budget, documents):
         assert a.doc_id != b.doc_id or a.end <= b.start
 
 
+@pytest.fixture(scope="module")
+def document_trees():
+    """Whole-document EDU trees, built once (the compressor reuses a chunker's trees)."""
+    return EDUChunker(level="document").run([ESSAY, MARKDOWN])
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(budget=st.integers(12, 600), query=st.sampled_from(["Why do things get addictive?", "heroin and opium", "What is the closest word?"]))
-def test_selection_never_over_budget_and_in_source_order(tiny_embedder_path, budget, query):
+def test_selection_never_over_budget_and_in_source_order(tiny_embedder_path, document_trees, budget, query):
     compressor = EDUSelectCompressor(budget=budget, embedder=tiny_embedder_path)
     documents = [ESSAY, MARKDOWN]
-    context = compressor.run(query, [Chunk.of(d, 0, len(d.text)) for d in documents])
+    context = compressor.run(query, document_trees)
     check_context(context, budget, documents)
     assert context.tokens_before == count(ESSAY.text) + count(MARKDOWN.text)
     linear = context.metadata["linearized"]
@@ -57,6 +63,8 @@ def test_headings_come_with_selected_units(keep_headings):
     compressor.score = lambda query, texts: [float(t.startswith("Investors")) for t in texts]  # one unit wins
     context = compressor.run("founders", [Chunk.of(MARKDOWN, 0, len(MARKDOWN.text))])
     check_context(context, budget, [MARKDOWN])
+    marked = highlight(context, MARKDOWN)
+    assert marked.count("<mark") == len(context.pieces) and "Thanks to the readers" in marked.split("<mark")[-1]
     expected = ["# Startups", "## Funding", paragraph] if keep_headings else [paragraph]
     assert [p.text for p in context.pieces] == expected
     assert context.metadata["linearized"] == "\n\n".join(expected)

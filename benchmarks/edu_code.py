@@ -22,24 +22,24 @@ import time
 from pathlib import Path
 
 from ragpress.chunkers.code import CodeChunker
-from ragpress.chunkers.edu import build_edu_tree
+from ragpress.chunkers.edu import EDUTree, build_edu_tree
 from ragpress.compressors.edu_select import EDUSelectCompressor
 from ragpress.core.models import load_tokenizer
-from ragpress.core.types import Chunk, Document
+from ragpress.core.types import Document
 
 NEEDLE = " The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day. "
 QUESTION = "What is the best thing to do in San Francisco?"
 ANSWER = "Dolores Park"
-MODULES = ["textwrap", "json.decoder", "argparse", "inspect"]
+MODULES = ["textwrap", "json.decoder", "argparse"]
 
 
 def count(text: str) -> int:
     return len(load_tokenizer("smollm2-135m")(text, add_special_tokens=False)["input_ids"])
 
 
-def flat_sentences(compressor: EDUSelectCompressor, doc: Document) -> tuple[str, int]:
+def flat_sentences(compressor: EDUSelectCompressor, tree: EDUTree) -> tuple[str, int]:
     """Baseline: rank sentences alone and keep the best while they fit (no tree, no headings)."""
-    sents = build_edu_tree(doc).nodes("sentence")
+    sents = tree.nodes("sentence")
     scores = compressor.score(QUESTION, [s.text for s in sents])
     kept, used = [], 0
     for score, sent in sorted(zip(scores, sents), key=lambda x: -x[0]):
@@ -64,12 +64,13 @@ def needle_bench(n_essays: int, budgets: list[int]) -> None:
                 doc = Document(essay[:cut] + NEEDLE + essay[cut:])
                 before = count(doc.text)
                 t = time.perf_counter()
-                context = compressor.run(QUESTION, [Chunk.of(doc, 0, len(doc.text))])
+                tree = build_edu_tree(doc)  # built once, shared by both (its time is EDU-select's)
+                context = compressor.run(QUESTION, [tree.root])
                 stats["edu"][0] += ANSWER in context.metadata["linearized"]
                 stats["edu"][1] += context.ratio
                 stats["edu"][2] += time.perf_counter() - t
                 t = time.perf_counter()
-                text, used = flat_sentences(compressor, doc)
+                text, used = flat_sentences(compressor, tree)
                 stats["flat"][0] += ANSWER in text
                 stats["flat"][1] += before / max(used, 1)
                 stats["flat"][2] += time.perf_counter() - t
@@ -114,7 +115,7 @@ def code_bench(max_tokens: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--essays", type=int, default=6)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--max-tokens", type=int, default=512)
     args = parser.parse_args()
     needle_bench(args.essays, args.budgets)

@@ -317,25 +317,35 @@ def _materialize(spec: dict[str, Any], path: tuple[int, ...], doc_id: str, base:
 
 
 @dataclasses.dataclass
-class EDUChunker(Chunker):
-    """Chunks at one level of the EDU tree (``level`` in document/section/paragraph/sentence/edu);
-    each chunk keeps its sub-tree in ``children``. Settings as :func:`build_edu_tree`."""
+class EDUTreeSettings:
+    """How EDU trees are built (see :func:`build_edu_tree`); shared by the EDU chunker and the EDU
+    selection compressor."""
 
-    level: str = "edu"
     segmenter: str = "parse"
     llm: str = "smollm2-135m"
     min_words: int = 3
     plain_headings: bool = True
 
     def __post_init__(self):
-        _check_level(self.level)
         if self.segmenter not in ("parse", "llm"):
             raise ValueError(f"segmenter must be 'parse' or 'llm', got {self.segmenter!r}.")
-        if self.min_words < 1:
-            raise ValueError(f"min_words must be at least 1, got {self.min_words}.")
+        if not isinstance(self.min_words, int) or self.min_words < 1:
+            raise ValueError(f"min_words must be an int of at least 1, got {self.min_words!r}.")
 
-    def tree(self, document: Document) -> EDUTree:
-        return build_edu_tree(document, self.segmenter, self.llm, self.min_words, self.plain_headings)
+    def tree(self, source: Document | Chunk) -> EDUTree:
+        return build_edu_tree(source, self.segmenter, self.llm, self.min_words, self.plain_headings)
+
+
+@dataclasses.dataclass
+class EDUChunker(EDUTreeSettings, Chunker):
+    """Chunks at one level of the EDU tree (``level`` in document/section/paragraph/sentence/edu);
+    each chunk keeps its sub-tree in ``children``."""
+
+    level: str = "edu"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_level(self.level)
 
     def chunk(self, document: Document) -> list[Chunk]:
         return self.tree(document).cut(self.level)

@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ragpress.chunkers.edu import LEVELS, EDUTree, build_edu_tree
+from ragpress.chunkers.edu import LEVELS, EDUTree, EDUTreeSettings
 from ragpress.compressors.base import Compressor
 from ragpress.core.models import load_embedder, load_tokenizer
 from ragpress.core.types import Chunk, Context, Document
@@ -33,24 +33,23 @@ Key = tuple[int, tuple[int, ...]]  # (input chunk index, node path)
 
 
 @dataclasses.dataclass
-class EDUSelectCompressor(Compressor):
+class EDUSelectCompressor(EDUTreeSettings, Compressor):
+    """Settings: ``budget`` (tokens of kept context, counted with ``tokenizer``), ``embedder`` (the
+    ranker), ``keep_headings``, and the tree settings of :class:`~ragpress.chunkers.edu.EDUTreeSettings`."""
+
     budget: int = 512
     embedder: str = "minilm-l6"
-    segmenter: str = "parse"
-    llm: str = "smollm2-135m"
-    min_words: int = 3
     keep_headings: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         if not isinstance(self.budget, int) or self.budget < 1:
             raise ValueError(f"budget must be a positive number of tokens, got {self.budget!r}.")
-        if self.segmenter not in ("parse", "llm"):
-            raise ValueError(f"segmenter must be 'parse' or 'llm', got {self.segmenter!r}.")
 
     def trees(self, chunks: list[Chunk]) -> list[EDUTree]:
         """The EDU tree of each chunk (chunks from EDUChunker already carry theirs)."""
         return [
-            EDUTree(c) if "path" in c.metadata and "level" in c.metadata else build_edu_tree(c, self.segmenter, self.llm, self.min_words)
+            EDUTree(c) if "path" in c.metadata and "level" in c.metadata else self.tree(c)
             for c in tqdm(chunks, desc="EDU trees", disable=len(chunks) < 20, leave=False)
         ]
 

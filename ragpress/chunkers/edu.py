@@ -50,7 +50,8 @@ _EDU_SYSTEM = (
 
 @dataclass
 class EDUTree:
-    """A walkable tree of :class:`Chunk` nodes; ``root`` is the document (or input chunk) node."""
+    """A walkable tree of :class:`Chunk` nodes; ``root`` is the document (or input chunk) node.
+    Print it for an outline; :mod:`ragpress.chunkers.edu_viz` draws it."""
 
     root: Chunk
 
@@ -63,13 +64,13 @@ class EDUTree:
             stack.extend(reversed(node.children))
 
     def nodes(self, level: str) -> list[Chunk]:
-        _check_level(level)
+        check_level(level)
         return [n for n in self.walk() if n.metadata["level"] == level]
 
     def cut(self, level: str) -> list[Chunk]:
         """The outermost nodes at ``level`` or deeper: they tile the text (``level="section"`` gives
         top-level sections, each with its sub-sections inside)."""
-        rank = LEVELS.index(_check_level(level))
+        rank = LEVELS.index(check_level(level))
         out, stack = [], [self.root]
         while stack:
             node = stack.pop()
@@ -81,7 +82,7 @@ class EDUTree:
 
     def outline(self, depth: str = "edu", width: int = 72) -> str:
         """A text outline, one line a node, indented by depth, down to level ``depth``."""
-        rank = LEVELS.index(_check_level(depth))
+        rank = LEVELS.index(check_level(depth))
         lines = []
         for node in self.walk():
             level = node.metadata["level"]
@@ -97,45 +98,7 @@ class EDUTree:
     def __str__(self) -> str:
         return self.outline()
 
-    def to_networkx(self):
-        """A ``networkx.DiGraph``: nodes keyed by path with level/start/end/text, parent -> child edges."""
-        import networkx as nx
-
-        graph = nx.DiGraph()
-        for node in self.walk():
-            path = node.metadata["path"]
-            graph.add_node(path, level=node.metadata["level"], start=node.start, end=node.end, text=node.text)
-            if path:
-                graph.add_edge(path[:-1], path)
-        return graph
-
-    def draw(self, depth: str = "sentence", ax=None):
-        """Plot the tree down to ``depth`` (leaves spread left to right, levels top to bottom);
-        returns the matplotlib figure."""
-        import matplotlib.pyplot as plt
-        import networkx as nx
-
-        rank = LEVELS.index(_check_level(depth))
-        graph = self.to_networkx()
-        graph.remove_nodes_from([p for p, d in list(graph.nodes(data=True)) if LEVELS.index(d["level"]) > rank])
-        leaves = [p for p in sorted(graph) if graph.out_degree(p) == 0]
-        x = {p: float(i) for i, p in enumerate(leaves)}
-        for p in sorted(graph, key=len, reverse=True):  # parents centred over their children
-            if p not in x:
-                kids = list(graph.successors(p))
-                x[p] = sum(x[k] for k in kids) / len(kids)
-        pos = {p: (x[p], -LEVELS.index(graph.nodes[p]["level"])) for p in graph}
-        colors = [LEVELS.index(graph.nodes[p]["level"]) for p in graph]
-        if ax is None:
-            _, ax = plt.subplots(figsize=(max(6, len(leaves) * 0.25), 4))
-        nx.draw_networkx(graph, pos, ax=ax, node_color=colors, cmap="viridis", with_labels=False, node_size=40, arrows=False)
-        ax.set_yticks([-i for i in range(rank + 1)], LEVELS[: rank + 1])
-        ax.tick_params(left=True, labelleft=True)
-        ax.set_title(f"EDU tree ({len(leaves)} {depth} leaves)")
-        return ax.figure
-
-
-def _check_level(level: str) -> str:
+def check_level(level: str) -> str:
     if level not in LEVELS:
         raise ValueError(f"Unknown tree level {level!r}; choose one of {', '.join(LEVELS)}.")
     return level
@@ -345,7 +308,7 @@ class EDUChunker(EDUTreeSettings, Chunker):
 
     def __post_init__(self):
         super().__post_init__()
-        _check_level(self.level)
+        check_level(self.level)
 
     def chunk(self, document: Document) -> list[Chunk]:
         return self.tree(document).cut(self.level)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from ragpress.chunkers import edu
 from ragpress.chunkers.base import check_cover
 from ragpress.chunkers.edu import LEVELS, EDUChunker, build_edu_tree, llm_boundaries
+from ragpress.chunkers.edu_viz import draw_tree, tree_graph
 from ragpress.core.models import load_spacy
 from ragpress.core.types import Chunk, Document, check_provenance
 
@@ -88,9 +89,9 @@ def test_outline_graph_and_drawing():
     nodes = list(tree.walk())
     assert len(tree.outline().splitlines()) == len(nodes)
     assert len(tree.outline("paragraph").splitlines()) == len([n for n in nodes if n.metadata["level"] in LEVELS[:3]])
-    graph = tree.to_networkx()
+    graph = tree_graph(tree)
     assert nx.is_tree(graph) and graph.number_of_nodes() == len(nodes)
-    figure = tree.draw("edu")
+    figure = draw_tree(tree, "edu")
     assert figure.axes and figure.axes[0].get_title().startswith("EDU tree")
 
 

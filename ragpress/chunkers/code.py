@@ -38,6 +38,8 @@ import importlib.metadata
 import re
 from pathlib import PurePath
 
+from tqdm.auto import tqdm
+
 from ragpress.chunkers._llm import answer_prompts
 from ragpress.chunkers.base import Chunker
 from ragpress.core.models import load_causal_lm, load_tokenizer
@@ -71,10 +73,13 @@ def load_parser(language: str, spec: str = ""):
 
     module_name, _, function = (spec or GRAMMARS.get(language, f"tree_sitter_{language}")).partition(":")
     try:
-        grammar = getattr(importlib.import_module(module_name), function or "language")()
-        return tree_sitter.Parser(tree_sitter.Language(grammar))
+        module = importlib.import_module(module_name)
     except ImportError:
-        pass
+        module = None
+    if module is not None:
+        if not hasattr(module, function or "language"):
+            raise ValueError(f"Grammar module {module_name!r} has no function {function or 'language'!r}; map the language as 'module:function'.")
+        return tree_sitter.Parser(tree_sitter.Language(getattr(module, function or "language")()))
     try:
         if importlib.metadata.version("tree-sitter-language-pack").startswith("0."):
             from tree_sitter_language_pack import get_parser
@@ -203,6 +208,7 @@ class _File:
     def partition(self, a: int, b: int) -> list[tuple[int, int, str]]:
         """Cut rows ``a:b`` at LLM partition points, repaired, with structural/fixed fallbacks."""
         pieces, cursor, points = [], a, []
+        bar = tqdm(total=b - a, desc="LLM partitions", unit="line", disable=b - a < 500, leave=False)
         while not self.fits(cursor, b):
             if not points and cursor >= self._asked_until:
                 window = self.window(cursor, b)
@@ -214,7 +220,9 @@ class _File:
                 cut, split = self.fallback(cursor, points[0] if points else b)
                 points = [p for p in points if p > cut]
             pieces.append((cursor, cut, split))
+            bar.update(cut - cursor)
             cursor = cut
+        bar.close()
         return [*pieces, (cursor, b, "unit")]
 
     def ask(self, a: int, b: int) -> list[int]:

@@ -109,6 +109,8 @@ def test_grammar_mapping_and_bad_settings(tiny_lm_path):
     assert [(c.metadata["kind"], c.metadata["name"]) for c in chunks] == [("statements", ""), ("function", "f")]
     with pytest.raises(ValueError, match="set CodeChunker\\(language=...\\)"):
         CodeChunker().run([Document("x = 1\n")])
+    with pytest.raises(ValueError, match="has no function 'nope'"):
+        CodeChunker(grammars={"py4": "tree_sitter_python:nope"}).run([Document("x = 1\n", metadata={"language": "py4"})])
     with pytest.raises(ValueError, match="at least 8"):
         CodeChunker(max_tokens=2)
 

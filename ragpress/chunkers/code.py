@@ -170,7 +170,8 @@ class _File:
         """Chunks for rows ``first:last`` of ``node``: its units, and the code between them."""
         cursor = first
         for unit in _find_units(node):
-            start, end = max(unit.start_point.row, cursor), min(unit.end_point.row + 1, last)
+            end_row = unit.end_point.row + (unit.end_point.column > 0 or unit.end_point.row == unit.start_point.row)
+            start, end = max(unit.start_point.row, cursor), min(end_row, last)
             if start >= end:
                 continue  # shares its row with the unit before; already covered there
             self.add(cursor, start, "statements", "", parent)

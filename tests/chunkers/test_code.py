@@ -1,0 +1,123 @@
+import inspect
+import itertools
+import json.decoder
+import textwrap
+
+import pytest
+
+from ragpress.chunkers.code import CodeChunker, load_parser
+from ragpress.core.types import Document
+
+MUMPS = "".join(
+    f"LABEL{i} ; routine {i}\n N X,Y,Z\n S X=$P(^IRT({i},0),U,1)\n I X=\"\" Q\n"
+    f" F Y=1:1:10 S Z=$G(^IRT({i},Y)) W !,Z\n D LABEL{i + 1}\n Q\n\n"
+    for i in range(12)
+)
+
+
+def fake_llm(chunker, replies):
+    """Make ``chunker`` answer partition prompts with ``replies`` in turn (the last one repeats)."""
+    prompts = []
+
+    def ask(prompt):
+        prompts.append(prompt)
+        return replies[min(len(prompts) - 1, len(replies) - 1)]
+
+    chunker.ask_llm = ask
+    return prompts
+
+
+def check_chunks(doc, chunks, max_tokens):
+    """Chunks are ordered, disjoint, whole lines with the right line numbers, and within the limit
+    unless a single line is longer (coverage itself is checked by Chunker.run)."""
+    assert all(a.end <= b.start for a, b in itertools.pairwise(chunks))
+    for chunk in chunks:
+        meta = chunk.metadata
+        assert doc.text.count("\n", 0, chunk.start) + 1 == meta["start_line"]
+        assert meta["start_line"] + chunk.text.rstrip("\n").count("\n") == meta["end_line"]
+        assert chunk.start == 0 or doc.text[chunk.start - 1] == "\n"
+        assert chunk.token_count <= max_tokens or (meta["over_budget"] and meta["start_line"] == meta["end_line"])
+
+
+@pytest.mark.parametrize("module", [textwrap, json.decoder, inspect])
+def test_stdlib_modules_are_covered_by_units(module, tiny_lm_path):
+    doc = Document(inspect.getsource(module), metadata={"path": module.__file__})
+    chunker = CodeChunker(max_tokens=512, llm=tiny_lm_path)
+    fake_llm(chunker, ["no idea"])
+    chunks = chunker.run([doc])
+    check_chunks(doc, chunks, 512)
+    kinds = {c.metadata["kind"] for c in chunks}
+    assert {"function", "statements"} <= kinds and all(c.metadata["language"] == "python" for c in chunks)
+    names = {c.metadata["name"] for c in chunks}
+    assert {n for n in dir(module) if inspect.isfunction(getattr(module, n)) and getattr(module, n).__module__ == module.__name__
+            and len(inspect.getsource(getattr(module, n))) < 800} <= names  # small functions are whole units
+
+
+def test_classes_over_budget_split_into_methods(tiny_lm_path):
+    doc = Document(inspect.getsource(textwrap), metadata={"language": "python"})
+    whole = CodeChunker(max_tokens=4096, llm=tiny_lm_path).run([doc])
+    assert [c.metadata["name"] for c in whole if c.metadata["kind"] == "class"] == ["TextWrapper"]
+    split = CodeChunker(max_tokens=300, llm=tiny_lm_path)
+    fake_llm(split, [""])
+    chunks = split.run([doc])
+    methods = {c.metadata["name"] for c in chunks if c.metadata["kind"] == "method"}
+    assert {"_munge_whitespace", "wrap", "fill"} <= methods
+    assert all(c.metadata["parent"] == "TextWrapper" for c in chunks if c.metadata["kind"] == "method")
+
+
+def test_budget_smaller_than_one_unit_partitions_it(tiny_lm_path):
+    source = inspect.getsource(textwrap.dedent)
+    doc = Document(source, metadata={"language": "python"})
+    chunker = CodeChunker(max_tokens=40, llm=tiny_lm_path)
+    prompts = fake_llm(chunker, ["nothing useful"])
+    chunks = chunker.run([doc])
+    check_chunks(doc, chunks, 40)
+    assert len(chunks) > 3 and {c.metadata["name"] for c in chunks} == {"dedent"}
+    assert [c.metadata["part"] for c in chunks] == list(range(len(chunks)))
+    assert prompts and "dedent" in prompts[0] and "    1 | def dedent" in prompts[0]
+    assert {c.metadata["split"] for c in chunks} <= {"statement", "fixed", "unit"}
+
+
+def test_unknown_language_is_partitioned_by_the_llm(tiny_lm_path):
+    assert load_parser("mumps") is None
+    doc = Document(MUMPS, metadata={"language": "MUMPS"})
+    chunks = CodeChunker(max_tokens=120, llm=tiny_lm_path).run([doc])  # a random model: fallbacks only
+    check_chunks(doc, chunks, 120)
+    assert len(chunks) > 1 and all(c.metadata["language"] == "mumps" and c.metadata["kind"] == "file" for c in chunks)
+    assert all(c.text.startswith("LABEL") for c in chunks if c.metadata["split"] != "fixed")  # labels are the structure
+
+
+@pytest.mark.parametrize(
+    "reply", ["", "I cannot do that", "9, 9, 1, 0, 99999, -4", "17 9 25", "line 9", "9, 17, 25, 33, 41"]
+)
+def test_malformed_partition_answers_are_repaired_or_fall_back(reply, tiny_lm_path):
+    doc = Document(MUMPS, metadata={"path": "IRTUTIL.m"})
+    chunker = CodeChunker(max_tokens=120, llm=tiny_lm_path)
+    fake_llm(chunker, [reply])
+    chunks = chunker.run([doc])
+    check_chunks(doc, chunks, 120)
+    starts = [c.metadata["start_line"] for c in chunks]
+    for line in (9, 17):  # valid partition points the model gave are honoured
+        if str(line) in reply and not reply.startswith("line"):
+            assert line in starts
+    assert any(c.metadata["split"] == "llm" for c in chunks) == any(ch.isdigit() for ch in reply)
+
+
+def test_grammar_mapping_and_bad_settings(tiny_lm_path):
+    doc = Document("import os\n\n\ndef f():\n    return os.sep\n", metadata={"language": "py3"})
+    chunks = CodeChunker(grammars={"py3": "tree_sitter_python"}, llm=tiny_lm_path).run([doc])
+    assert [(c.metadata["kind"], c.metadata["name"]) for c in chunks] == [("statements", ""), ("function", "f")]
+    with pytest.raises(ValueError, match="set CodeChunker\\(language=...\\)"):
+        CodeChunker().run([Document("x = 1\n")])
+    with pytest.raises(ValueError, match="has no function 'nope'"):
+        CodeChunker(grammars={"py4": "tree_sitter_python:nope"}).run([Document("x = 1\n", metadata={"language": "py4"})])
+    with pytest.raises(ValueError, match="at least 8"):
+        CodeChunker(max_tokens=2)
+
+
+@pytest.mark.integration
+def test_smollm2_partitions_a_long_stdlib_function():
+    doc = Document(inspect.getsource(json.decoder.py_scanstring), metadata={"language": "python"})
+    chunks = CodeChunker(max_tokens=150).run([doc])
+    check_chunks(doc, chunks, 150)
+    assert len(chunks) >= 3 and {c.metadata["name"] for c in chunks} == {"py_scanstring"}

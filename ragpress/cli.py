@@ -6,16 +6,30 @@ import argparse
 import os
 import sys
 
-STAGES = (
-    ("chunkers", "SentenceChunker", "spaCy sentences/paragraphs packed to a token limit (baseline)"),
-    ("chunkers", "TokenWindowChunker", "fixed token windows with overlap (baseline)"),
-    ("retrievers", "DenseRetriever", "sentence-transformers + faiss (baseline)"),
-    ("retrievers", "BM25Retriever", "Okapi BM25 via bm25s (baseline)"),
-    ("retrievers", "ReciprocalRankFusion", "Cormack et al., SIGIR 2009"),
-    ("compressors", "BudgetPacker", "whole chunks, best first, within a token budget (baseline)"),
-    ("generators", "TransformersGenerator", "any transformers causal LM, chat template, streaming"),
-    ("generators", "OpenAICompatibleGenerator", "any OpenAI-compatible server (vLLM, TGI, llama.cpp)"),
-)
+STAGE_PACKAGES = ("chunkers", "retrievers", "compressors", "generators")
+
+
+def stages() -> list[tuple[str, str]]:
+    """Every concrete stage class in ragpress, with the first line of its module's docstring
+    (which names the method and its paper)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from ragpress.core.stage import Stage
+
+    found = []
+    for package in STAGE_PACKAGES:
+        for info in pkgutil.iter_modules(importlib.import_module(f"ragpress.{package}").__path__):
+            if info.name.startswith("_") or info.name == "base":
+                continue
+            module = importlib.import_module(f"ragpress.{package}.{info.name}")
+            summary = (module.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+            for name, cls in vars(module).items():
+                if inspect.isclass(cls) and issubclass(cls, Stage) and cls.__module__ == module.__name__ and not name.startswith("_"):
+                    found.append((cls, f"{package}.{info.name}.{name}", summary))
+    concrete = [(path, summary) for cls, path, summary in found if not any(c is not cls and issubclass(c, cls) for c, _, _ in found)]
+    return [(path, summary if len(summary) <= 160 else summary[:159] + "…") for path, summary in concrete]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(tuple(args.questions) or QUESTIONS, k=args.k, budget=args.budget)
     elif args.command == "stages":
-        for package, name, source in STAGES:
-            print(f"{package + '.' + name:<40} {source}")
+        for path, summary in stages():
+            print(f"{path}\n    {summary}")
     else:
         parser.print_help()
     return 0

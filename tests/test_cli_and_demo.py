@@ -18,7 +18,9 @@ def test_stages_lists_each_stage_with_its_source(capsys):
     from ragpress.cli import main
 
     main(["stages"])
-    assert "retrievers.ReciprocalRankFusion" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "retrievers.fusion.ReciprocalRankFusion" in out and "Cormack" in out
+    assert "chunkers.meta_chunking.MetaChunker\n" not in out  # a shared base, not a stage to use
 
 
 @pytest.mark.integration

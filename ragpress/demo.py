@@ -40,12 +40,14 @@ def demo_pipeline(k: int = 8, budget: int = 384, max_new_tokens: int = 96) -> Pi
     return rag
 
 
-def run_demo(questions: tuple[str, ...] = QUESTIONS, k: int = 8, budget: int = 384, out=sys.stdout) -> list:
+def run_demo(
+    questions: tuple[str, ...] = QUESTIONS, k: int = 8, budget: int = 384, max_new_tokens: int = 96, out=sys.stdout
+) -> list:
     say = lambda *parts: print(*parts, file=out, flush=True)  # noqa: E731
     documents = python_reference()
     say(f"Corpus: the Python language reference (pydoc_data.topics), {len(documents)} topics, "
         f"{sum(len(d.text) for d in documents):,} characters.")
-    rag = demo_pipeline(k, budget)
+    rag = demo_pipeline(k, budget, max_new_tokens)
     say(repr(rag))
     start = time.perf_counter()
     chunks = rag.index(documents, cache=cache_dir() / "demo-index")

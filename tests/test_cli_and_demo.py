@@ -28,7 +28,7 @@ def test_demo_answers_from_real_python_reference_text_with_exact_sources():
     from ragpress.demo import python_reference, run_demo
 
     out = io.StringIO()
-    (result,) = run_demo(("What does the global statement do?",), out=out)
+    (result,) = run_demo(("What does the global statement do?",), max_new_tokens=24, out=out)
     answer = result.output
     assert answer.text.strip()
     assert any('"global" statement' in piece.text for piece in answer.sources)
@@ -51,4 +51,4 @@ def test_bundled_lm_loads_from_the_converted_copy_and_prefers_real_text():
     shuffled = " ".join(sorted(text.split()))
     assert lm.perplexity(text) < lm.perplexity(shuffled)
     assert seconds < 5, f"cached load took {seconds:.1f} s"
-    assert math.isfinite(lm.perplexity(text * 40, window=64, stride=32))
+    assert math.isfinite(lm.perplexity(text * 8, window=64, stride=32))

@@ -12,8 +12,8 @@ from ragpress.core.stage import Stage
 from ragpress.core.types import Chunk, Context
 from ragpress.pipelines.graph import Pipeline, Ports
 
-# Chunk fields that neither library has a place for; they travel in metadata under these keys.
-EXTRA_KEYS = ("token_count", "children")
+# Sub-spans of tree-shaped chunkers travel in metadata under a key no one else is likely to use.
+CHILDREN_KEY = "ragpress_children"
 
 
 def span_id(chunk: Chunk) -> str:
@@ -22,12 +22,13 @@ def span_id(chunk: Chunk) -> str:
 
 
 def pack_extras(chunk: Chunk) -> dict[str, Any]:
-    """``token_count`` and ``children`` (as a JSON string: vector stores want flat metadata)."""
+    """The Chunk fields neither library has a place for, as metadata: ``token_count``, and
+    ``children`` as a JSON string under :data:`CHILDREN_KEY` (vector stores want flat metadata)."""
     extras: dict[str, Any] = {}
     if chunk.token_count is not None:
         extras["token_count"] = chunk.token_count
     if chunk.children:
-        extras["children"] = json.dumps([child.to_dict() for child in chunk.children])
+        extras[CHILDREN_KEY] = json.dumps([child.to_dict() for child in chunk.children])
     return extras
 
 
@@ -37,8 +38,8 @@ def unpack_extras(metadata: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
     fields: dict[str, Any] = {}
     if rest.get("token_count") is not None:
         fields["token_count"] = int(rest.pop("token_count"))
-    if rest.get("children"):
-        fields["children"] = tuple(Chunk.from_dict(c) for c in json.loads(rest.pop("children")))
+    if rest.get(CHILDREN_KEY):
+        fields["children"] = tuple(Chunk.from_dict(c) for c in json.loads(rest.pop(CHILDREN_KEY)))
     return fields, rest
 
 

@@ -17,8 +17,8 @@ Any ragpress stage works unchanged inside LangChain:
 >>> docs = RagpressCompressor(BudgetPacker(budget=384)).compress_documents(retriever.invoke(q), q)
 
 A chunk becomes a ``Document`` whose ``metadata`` holds its span, ``doc_id``, ``start_index``
-(LangChain's own key for it) and ``end_index``, plus ``score``, ``token_count`` and ``children``
-when it has them, and whose ``id`` is ``"{doc_id}:{start}-{end}"``. A ``Document`` without
+(LangChain's own key for it) and ``end_index``, plus ``score``, ``token_count`` and ``ragpress_children``
+(its sub-spans) when it has them, and whose ``id`` is ``"{doc_id}:{start}-{end}"``. A ``Document`` without
 ``doc_id`` and ``start_index`` in its metadata is taken as a whole document of its own, named by
 its ``id`` or else a hash of its text (as ``ragpress.Document`` names one); a ``Document`` without
 text is an error.
@@ -199,7 +199,7 @@ class RagpressRunnable(Runnable[str, Any]):
     def __init__(self, pipeline: Pipeline, return_result: bool = False):
         if not isinstance(pipeline, Pipeline):
             raise TypeError(f"RagpressRunnable wraps a ragpress Pipeline, got {type(pipeline).__name__}.")
-        pipeline.output_node  # a pipeline with no single final stage fails here, not at the first query
+        _ = pipeline.output_node  # a pipeline without exactly one final stage fails here, not at the first query
         self.pipeline = pipeline
         self.return_result = return_result
 

@@ -18,7 +18,8 @@ Any ragpress stage works unchanged inside LlamaIndex:
 
 Nodes and chunks convert both ways (:func:`chunk_to_node`, :func:`node_to_chunk`) without losing
 offsets (``start_char_idx``/``end_char_idx`` into the document named by ``ref_doc_id``), score or
-metadata; ``token_count`` and ``children`` travel in metadata, hidden from embeddings and the LLM.
+metadata; ``token_count`` and ``children`` travel in metadata (``token_count``, ``ragpress_children``),
+hidden from embeddings and the LLM.
 Node ids are ``"{doc_id}:{start}-{end}"``, so a span has the same id wherever it is converted.
 """
 

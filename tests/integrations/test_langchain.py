@@ -1,6 +1,8 @@
 """The LangChain adapters with real LangChain objects (no mocks) and ragpress stages inside."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("langchain_core")
 pytest.importorskip("langchain_text_splitters")
@@ -8,7 +10,7 @@ pytest.importorskip("langchain_text_splitters")
 from langchain_core.documents import Document as LCDocument  # noqa: E402
 from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough  # noqa: E402
 
-from ragpress import Answer, Chunk, Pipeline, Result  # noqa: E402
+from ragpress import Answer, Chunk, Document, Pipeline, Result  # noqa: E402
 from ragpress.chunkers.token_window import TokenWindowChunker  # noqa: E402
 from ragpress.compressors.budget_packer import BudgetPacker  # noqa: E402
 from ragpress.generators.transformers_lm import TransformersGenerator  # noqa: E402
@@ -48,6 +50,14 @@ def test_text_splitter_keeps_exact_spans_doc_ids_and_metadata(splits, chunker):
     assert all(s.metadata["topic"] == s.metadata["doc_id"] and s.id.startswith(s.metadata["doc_id"] + ":") for s in splits)
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from("ab .\n\u00e9\U0001f600"), max_size=200))
+def test_splits_are_the_chunkers_chunks_on_random_text(text):
+    chunker = TokenWindowChunker(size=3, overlap=1)
+    splits = RagpressTextSplitter(chunker).split_documents([LCDocument(page_content=text, id="d")])
+    assert [document_to_chunk(s) for s in splits] == chunker.run([Document(text, id="d")])
+
+
 def test_text_splitter_entry_points_agree_and_blank_text_gives_nothing(chunker):
     splitter = RagpressTextSplitter(chunker)
     text = DOCS[0].text
@@ -61,7 +71,7 @@ def test_text_splitter_entry_points_agree_and_blank_text_gives_nothing(chunker):
 
 def test_chunk_and_document_convert_both_ways_without_loss():
     child = Chunk("doc", 4, 9, "quick")
-    chunk = Chunk("doc", 0, 15, "The quick brown", score=0.25, token_count=3, metadata={"a": 1}, children=(child,))
+    chunk = Chunk("doc", 0, 15, "The quick brown", score=0.25, token_count=3, metadata={"a": 1, "children": "theirs"}, children=(child,))
     document = chunk_to_document(chunk)
     assert document.id == "doc:0-15" and document.metadata["start_index"] == 0 and document.metadata["end_index"] == 15
     assert document_to_chunk(document) == chunk

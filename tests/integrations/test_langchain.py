@@ -24,10 +24,8 @@ from ragpress.integrations.langchain import (  # noqa: E402
 )
 from ragpress.retrievers.bm25 import BM25Retriever  # noqa: E402
 from ragpress.retrievers.dense import DenseRetriever  # noqa: E402
-from toy_stages import DOCS, FirstSentence, ShortestFirst, SoftCompressor  # noqa: E402
 
 QUERY = "What does the with statement call?"
-TEXTS = {d.id: d.text for d in DOCS}
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +34,17 @@ def chunker():
 
 
 @pytest.fixture(scope="module")
-def splits(chunker):
-    sources = [LCDocument(page_content=d.text, id=d.id, metadata=dict(d.metadata)) for d in DOCS]
+def splits(chunker, docs):
+    sources = [LCDocument(page_content=d.text, id=d.id, metadata=dict(d.metadata)) for d in docs]
     return RagpressTextSplitter(chunker).split_documents(sources)
 
 
-def test_text_splitter_keeps_exact_spans_doc_ids_and_metadata(splits, chunker):
-    expected = chunker.run(DOCS)
+def test_text_splitter_keeps_exact_spans_doc_ids_and_metadata(splits, chunker, docs, texts):
+    expected = chunker.run(docs)
     assert [(s.metadata["doc_id"], s.metadata["start_index"], s.metadata["end_index"]) for s in splits] == [
         (c.doc_id, c.start, c.end) for c in expected
     ]
-    assert all(TEXTS[s.metadata["doc_id"]][s.metadata["start_index"] : s.metadata["end_index"]] == s.page_content for s in splits)
+    assert all(texts[s.metadata["doc_id"]][s.metadata["start_index"] : s.metadata["end_index"]] == s.page_content for s in splits)
     assert all(s.metadata["topic"] == s.metadata["doc_id"] and s.id.startswith(s.metadata["doc_id"] + ":") for s in splits)
 
 
@@ -58,11 +56,11 @@ def test_splits_are_the_chunkers_chunks_on_random_text(text):
     assert [document_to_chunk(s) for s in splits] == chunker.run([Document(text, id="d")])
 
 
-def test_text_splitter_entry_points_agree_and_blank_text_gives_nothing(chunker):
+def test_text_splitter_entry_points_agree_and_blank_text_gives_nothing(chunker, docs):
     splitter = RagpressTextSplitter(chunker)
-    text = DOCS[0].text
+    text = docs[0].text
     created = splitter.create_documents([text, "  "], metadatas=[{"source": "a"}, {"source": "b"}])
-    assert [d.page_content for d in created] == splitter.split_text(text) == [c.text for c in chunker.run([DOCS[0]])]
+    assert [d.page_content for d in created] == splitter.split_text(text) == [c.text for c in chunker.run([docs[0]])]
     assert all(d.metadata["source"] == "a" for d in created)
     assert [d.page_content for d in splitter.transform_documents([LCDocument(page_content=text)])] == splitter.split_text(text)
     with pytest.raises(TypeError, match="wraps a ragpress Chunker"):
@@ -77,7 +75,7 @@ def test_chunk_and_document_convert_both_ways_without_loss():
     assert document_to_chunk(document) == chunk
 
 
-def test_a_document_without_metadata_stands_alone_and_one_without_text_is_refused():
+def test_a_document_without_metadata_stands_alone_and_one_without_text_is_refused(first_sentence):
     bare = document_to_chunk(LCDocument(page_content="loose text"))
     assert (bare.start, bare.end, bare.doc_id, dict(bare.metadata)) == (0, 10, document_to_chunk(LCDocument(page_content="loose text")).doc_id, {})
     assert document_to_chunk(LCDocument(page_content="x y", id="mine")).doc_id == "mine"
@@ -88,7 +86,7 @@ def test_a_document_without_metadata_stands_alone_and_one_without_text_is_refuse
     with pytest.raises(TypeError, match="Expected a LangChain Document"):
         document_to_chunk("hello")
     # Without metadata the compressor still works, and says where its pieces lie.
-    cut = RagpressCompressor(FirstSentence()).compress_documents([LCDocument(page_content="One. Two.")], "q")
+    cut = RagpressCompressor(first_sentence).compress_documents([LCDocument(page_content="One. Two.")], "q")
     assert cut[0].page_content == "One." and (cut[0].metadata["start_index"], cut[0].metadata["end_index"]) == (0, 4)
 
 
@@ -104,18 +102,18 @@ def test_retriever_returns_the_indexed_documents_with_scores(splits, tiny_embedd
         RagpressRetriever(BudgetPacker())
 
 
-def test_compressors_and_rerankers_as_document_compressors(splits):
+def test_compressors_and_rerankers_as_document_compressors(splits, texts, first_sentence, shortest_first, soft_compressor):
     docs = splits[:4]
-    reranked = RagpressCompressor(ShortestFirst()).compress_documents(docs, QUERY)
+    reranked = RagpressCompressor(shortest_first).compress_documents(docs, QUERY)
     assert [len(d.page_content) for d in reranked] == sorted(len(d.page_content) for d in docs)
-    cut = RagpressCompressor(FirstSentence()).compress_documents(docs, QUERY)
+    cut = RagpressCompressor(first_sentence).compress_documents(docs, QUERY)
     for piece, source in zip(cut, docs):
         meta = piece.metadata
-        assert TEXTS[meta["doc_id"]][meta["start_index"] : meta["end_index"]] == piece.page_content
+        assert texts[meta["doc_id"]][meta["start_index"] : meta["end_index"]] == piece.page_content
         assert meta["topic"] == source.metadata["topic"] and source.metadata["start_index"] <= meta["start_index"]
     assert any(p.page_content != s.page_content and p.metadata["cut"] for p, s in zip(cut, docs))
     with pytest.raises(TypeError, match="soft embeddings"):
-        RagpressCompressor(SoftCompressor()).compress_documents(docs, QUERY)
+        RagpressCompressor(soft_compressor).compress_documents(docs, QUERY)
     with pytest.raises(TypeError, match="Expected a ragpress Compressor or Reranker"):
         RagpressCompressor(BM25Retriever())
 
@@ -134,11 +132,11 @@ def test_contextual_compression_and_its_core_only_equivalent(splits, tiny_lm_pat
 
 
 @pytest.fixture(scope="module")
-def rag(tiny_lm_path):
+def rag(tiny_lm_path, docs):
     pipeline = Pipeline(chunker=TokenWindowChunker(size=6, overlap=2))
     pipeline.add("bm25", BM25Retriever(k=3)).add("pack", BudgetPacker(budget=40, tokenizer=tiny_lm_path), after="bm25")
     pipeline.add("answer", TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=5), after="pack")
-    pipeline.index(DOCS)
+    pipeline.index(docs)
     return pipeline
 
 
@@ -154,14 +152,14 @@ def test_pipeline_runnable_invokes_batches_and_streams(rag):
     assert isinstance(result, Result) and isinstance(result.output, Answer) and len(result.trace) == 3
 
 
-def test_pipeline_runnable_without_a_generator_gives_documents(rag, tiny_lm_path):
+def test_pipeline_runnable_without_a_generator_gives_documents(rag, tiny_lm_path, docs, texts):
     pipeline = Pipeline(chunker=TokenWindowChunker(size=6, overlap=2))
     pipeline.add("bm25", BM25Retriever(k=3)).add("pack", BudgetPacker(budget=40, tokenizer=tiny_lm_path), after="bm25")
-    pipeline.index(DOCS)
+    pipeline.index(docs)
     runnable = RagpressRunnable(pipeline)
-    docs = runnable.invoke(QUERY)
-    assert docs and all(TEXTS[d.metadata["doc_id"]][d.metadata["start_index"] : d.metadata["end_index"]] == d.page_content for d in docs)
-    assert list(runnable.stream(QUERY)) == [docs]
+    pieces = runnable.invoke(QUERY)
+    assert pieces and all(texts[d.metadata["doc_id"]][d.metadata["start_index"] : d.metadata["end_index"]] == d.page_content for d in pieces)
+    assert list(runnable.stream(QUERY)) == [pieces]
     with pytest.raises(TypeError, match="Only a pipeline that ends in a generator can stream"):
         pipeline.stream(QUERY)
     with pytest.raises(TypeError, match="wraps a ragpress Pipeline"):

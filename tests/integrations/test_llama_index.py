@@ -1,5 +1,7 @@
 """The LlamaIndex adapters with real LlamaIndex objects (no mocks) and ragpress stages inside."""
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,14 +27,13 @@ from ragpress.integrations.llama_index import (  # noqa: E402
 from ragpress.retrievers.bm25 import BM25Retriever  # noqa: E402
 from ragpress.retrievers.dense import DenseRetriever  # noqa: E402
 from ragpress.retrievers.fusion import ReciprocalRankFusion  # noqa: E402
-from toy_stages import DOCS, FirstSentence, ShortestFirst, SoftCompressor  # noqa: E402
 
 QUERY = "What does the with statement call?"
 
 
 @pytest.fixture(scope="module")
-def llama_docs():
-    return [LlamaDocument(text=d.text, id_=d.id, metadata=dict(d.metadata)) for d in DOCS]
+def llama_docs(docs):
+    return [LlamaDocument(text=d.text, id_=d.id, metadata=dict(d.metadata)) for d in docs]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,8 @@ def nodes(llama_docs, chunker):
     return ChunkerNodeParser(chunker).get_nodes_from_documents(llama_docs)
 
 
-def test_node_parser_keeps_the_chunkers_exact_spans_and_the_documents_metadata(nodes, chunker, llama_docs):
-    expected = chunker.run(DOCS)
+def test_node_parser_keeps_the_chunkers_exact_spans_and_the_documents_metadata(nodes, chunker, llama_docs, docs):
+    expected = chunker.run(docs)
     assert [(n.ref_doc_id, n.start_char_idx, n.end_char_idx) for n in nodes] == [(c.doc_id, c.start, c.end) for c in expected]
     texts = {d.doc_id: d.text for d in llama_docs}
     assert all(texts[n.ref_doc_id][n.start_char_idx : n.end_char_idx] == n.text for n in nodes)
@@ -104,11 +105,11 @@ def test_retriever_returns_the_indexed_nodes_themselves(nodes, tiny_embedder_pat
     assert [hit.score for hit in found] == sorted((hit.score for hit in found), reverse=True)
 
 
-def test_a_hybrid_pipeline_serves_as_one_retriever(nodes, tiny_embedder_path):
+def test_a_hybrid_pipeline_serves_as_one_retriever(nodes, tiny_embedder_path, docs):
     hybrid = Pipeline(chunker=TokenWindowChunker(size=6, overlap=2))
     hybrid.add("dense", DenseRetriever(model=tiny_embedder_path, k=3)).add("bm25", BM25Retriever(k=3))
     hybrid.add("fuse", ReciprocalRankFusion(top_k=4), after=["dense", "bm25"])
-    hybrid.index(DOCS)
+    hybrid.index(docs)
     found = RagpressRetriever(hybrid).retrieve(QUERY)
     assert 1 <= len(found) <= 4 and {hit.node.node_id for hit in found} <= {n.node_id for n in nodes}
     with pytest.raises(TypeError, match="index a Pipeline with pipeline.index"):
@@ -117,14 +118,13 @@ def test_a_hybrid_pipeline_serves_as_one_retriever(nodes, tiny_embedder_path):
         RagpressRetriever(BudgetPacker())
 
 
-def test_postprocessors_take_rerankers_and_compressors_that_cut_pieces(nodes):
+def test_postprocessors_take_rerankers_and_compressors_that_cut_pieces(nodes, texts, first_sentence, shortest_first):
     hits = [NodeWithScore(node=n, score=1.0) for n in nodes[:4]]
-    reranked = RagpressPostprocessor(ShortestFirst()).postprocess_nodes(hits, query_str=QUERY)
+    reranked = RagpressPostprocessor(shortest_first).postprocess_nodes(hits, query_str=QUERY)
     assert sorted(len(h.node.text) for h in reranked) == [len(h.node.text) for h in reranked]
     assert all(any(h.node is n for n in nodes) for h in reranked)  # unchanged spans: the same nodes
 
-    cut = RagpressPostprocessor(FirstSentence()).postprocess_nodes(hits, query_str=QUERY)
-    texts = {d.id: d.text for d in DOCS}
+    cut = RagpressPostprocessor(first_sentence).postprocess_nodes(hits, query_str=QUERY)
     for piece, hit in zip(cut, hits):
         node, parent = piece.node, hit.node
         assert texts[node.ref_doc_id][node.start_char_idx : node.end_char_idx] == node.text
@@ -134,24 +134,24 @@ def test_postprocessors_take_rerankers_and_compressors_that_cut_pieces(nodes):
     assert any(piece.node.text != hit.node.text for piece, hit in zip(cut, hits))
 
 
-def test_postprocessor_errors_are_clear(nodes):
+def test_postprocessor_errors_are_clear(nodes, shortest_first, soft_compressor):
     hits = [NodeWithScore(node=n) for n in nodes[:2]]
     with pytest.raises(ValueError, match="needs the query"):
-        RagpressPostprocessor(ShortestFirst()).postprocess_nodes(hits)
+        RagpressPostprocessor(shortest_first).postprocess_nodes(hits)
     with pytest.raises(TypeError, match="soft embeddings"):
-        RagpressPostprocessor(SoftCompressor()).postprocess_nodes(hits, query_str=QUERY)
+        RagpressPostprocessor(soft_compressor).postprocess_nodes(hits, query_str=QUERY)
     with pytest.raises(TypeError, match="Expected a ragpress Compressor or Reranker"):
         RagpressPostprocessor(BM25Retriever())
-    assert RagpressPostprocessor(ShortestFirst()).postprocess_nodes([], query_str=QUERY) == []
+    assert RagpressPostprocessor(shortest_first).postprocess_nodes([], query_str=QUERY) == []
 
 
-def test_a_retriever_query_engine_runs_on_ragpress_stages(nodes, tiny_lm_path, tiny_embedder_path):
+def test_a_retriever_query_engine_runs_on_ragpress_stages(nodes, tiny_lm_path, tiny_embedder_path, shortest_first):
     packer = BudgetPacker(budget=30, tokenizer=tiny_lm_path)
     llm = RagpressLLM(TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=4))
     engine = RetrieverQueryEngine.from_args(
         RagpressRetriever(DenseRetriever(model=tiny_embedder_path, k=5), nodes=nodes),
         llm=llm,
-        node_postprocessors=[RagpressPostprocessor(ShortestFirst(top_k=4)), RagpressPostprocessor(packer)],
+        node_postprocessors=[RagpressPostprocessor(dataclasses.replace(shortest_first, top_k=4)), RagpressPostprocessor(packer)],
     )
     response = engine.query(QUERY)
     assert isinstance(response.response, str) and 1 <= len(response.source_nodes) <= 4

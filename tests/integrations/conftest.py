@@ -1,10 +1,12 @@
-"""Stand-ins for methods other engineers are adding (a compressor that cuts pieces out of chunks,
-a reranker, a soft compressor): the adapters must take any stage built on the ragpress bases."""
+"""A small corpus, and stand-ins for methods other engineers are adding (a compressor that cuts
+pieces out of chunks, a reranker, a soft compressor): the adapters must take any stage built on
+the ragpress bases."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from ragpress.compressors.base import Compressor
@@ -47,3 +49,28 @@ class ShortestFirst(Reranker):
 class SoftCompressor(Compressor):
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
         return Context(query, embeddings=torch.zeros(2, 4))
+
+
+@pytest.fixture(scope="session")
+def docs() -> list[Document]:
+    return DOCS
+
+
+@pytest.fixture(scope="session")
+def texts() -> dict[str, str]:
+    return {d.id: d.text for d in DOCS}
+
+
+@pytest.fixture()
+def first_sentence() -> FirstSentence:
+    return FirstSentence()
+
+
+@pytest.fixture()
+def shortest_first() -> ShortestFirst:
+    return ShortestFirst()
+
+
+@pytest.fixture()
+def soft_compressor() -> SoftCompressor:
+    return SoftCompressor()

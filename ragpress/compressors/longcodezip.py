@@ -172,7 +172,10 @@ class LongCodeZip(Compressor):
         for i, share in squeeze:
             source = functions[i][0]
             mine = [b for b, block in enumerate(blocks) if block[0] == i]
-            forced = [b for b in mine if self.keep_structure and is_structural(source.first_nonblank(*blocks[b][1:]), source.language)]
+            # a structural block is forced only while it fits the function's share: a block that holds the
+            # signature and most of the body would otherwise overrun the budget and be dropped whole by _fit
+            forced = [b for b in mine if self.keep_structure and weights[b] <= share * sizes[i]
+                      and is_structural(source.first_nonblank(*blocks[b][1:]), source.language)]
             free = [b for b in mine if b not in forced]
             capacity = math.floor(share * sizes[i]) - sum(weights[b] for b in forced)
             chosen = knapsack([weights[b] for b in free], [scores[b] for b in free], capacity)

@@ -179,3 +179,16 @@ def test_smollm2_on_stdlib_module_keeps_the_relevant_function():
     top = min(context.metadata["functions"], key=lambda f: f["rank"])
     assert top["name"] in {"insort_left", "bisect_left"}
     assert any(top["name"] in p.metadata["functions"] for p in context.pieces)
+
+
+@pytest.mark.integration
+def test_a_structural_block_larger_than_its_share_does_not_empty_the_result():
+    """Regression: colorsys at 300 tokens used to keep nothing, because the block holding
+    yiq_to_rgb's signature and most of its body was forced and then dropped whole."""
+    import colorsys
+    import inspect
+
+    code = inspect.getsource(colorsys)
+    context = LongCodeZip(model="smollm2-135m", target_tokens=300).compress_code(code, "Convert a colour from HLS to RGB.")
+    assert 0 < context.tokens_after <= 300
+    assert all(code[p.start : p.end] == p.text for p in context.pieces)

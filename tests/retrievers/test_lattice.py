@@ -26,22 +26,22 @@ def corpus(n: int, chars: int = 240) -> list[Chunk]:
 
 
 def settings(tiny_lm_path, tiny_embedder_path, **overrides):
-    base = dict(llm=tiny_lm_path, embedder=tiny_embedder_path, branching=3, max_iterations=4, score_max_new_tokens=8,
-                summary_max_new_tokens=4, candidate_chars=120, calibration_steps=40, device="cpu", k=3)
+    base = dict(llm=tiny_lm_path, embedder=tiny_embedder_path, branching=3, max_iterations=4, score_max_new_tokens=4,
+                summary_max_new_tokens=2, candidate_chars=60, calibration_steps=40, device="cpu", k=3)
     return {**base, **overrides}
 
 
-def scripted(retriever, favourite: set[str] | None = None, reply: str | None = None):
-    """Replace the LLM: summaries come back empty (so the tree falls back to child excerpts), and a
-    slate gets 95 for candidates whose text is in ``favourite``, else 5 (or the fixed ``reply``)."""
-
+def scripted(retriever, favourite: set[str] = frozenset(), reply: str | None = None):
+    """Replace the LLM: a summary lists its children's excerpts, and a slate gets 95 for candidates
+    whose text is in ``favourite``, else 5 (or the fixed ``reply``)."""
     def complete(conversations, max_new_tokens, desc=""):
         retriever.chat.prompts += len(conversations)
         out = []
         for conversation in conversations:
             user = conversation[-1]["content"]
-            if "Candidates:" not in user:
-                out.append("")
+            if "Candidates:" not in user:  # a summary prompt: name the group after its members
+                items = re.findall(r"^\(\d+\) (.*)$", user, re.MULTILINE)
+                out.append(f"group of {len(items)}: " + " | ".join(items))
                 continue
             lines = re.findall(r"^\[(\d+)\] (.*)$", user, re.MULTILINE)
             out.append(reply if reply is not None else "Scores:\n" + "\n".join(f"[{i}] {95 if t in favourite else 5}" for i, t in lines))
@@ -52,15 +52,17 @@ def scripted(retriever, favourite: set[str] | None = None, reply: str | None = N
 
 @pytest.fixture(scope="module", params=["top_down", "bottom_up"])
 def built(request, tiny_lm_path, tiny_embedder_path):
+    """Summaries from the tiny LM (the real batched path); slates scored by a script (fast)."""
     retriever = LatticeRetriever(**settings(tiny_lm_path, tiny_embedder_path, strategy=request.param))
-    retriever.index(corpus(12))
+    retriever.index(corpus(10))
+    scripted(retriever)
     return retriever
 
 
 def test_tree_is_an_arborescence_over_every_chunk_with_bounded_fanout(built):
     tree = built.tree
     assert nx.is_arborescence(tree.graph) and tree.parent(tree.root) is None
-    assert sorted(tree.graph.nodes[v]["chunk"] for v in tree.leaves()) == list(range(12))
+    assert sorted(tree.graph.nodes[v]["chunk"] for v in tree.leaves()) == list(range(10))
     internal = [v for v in tree.graph if not tree.is_leaf(v)]
     assert all(1 <= len(tree.children(v)) <= built.branching for v in internal)
     assert all(tree.text(v).strip() for v in internal)  # every node has a description
@@ -73,8 +75,9 @@ def test_save_load_round_trip_gives_the_same_tree_and_answers(built, tmp_path):
     built.save_index(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"lattice_tree.json", "lattice_embeddings.safetensors"}
     json.loads((tmp_path / "lattice_tree.json").read_text())  # plain JSON, no pickle
-    loaded = LatticeRetriever(**{**built.settings()})
+    loaded = LatticeRetriever(**built.settings())
     loaded.load_index(tmp_path)
+    scripted(loaded)
     assert list(loaded.tree.graph.edges) == list(built.tree.graph.edges)
     assert loaded.tree.chunks == built.tree.chunks and loaded.tree.root == built.tree.root
     np.testing.assert_array_equal(loaded.tree.embeddings, built.tree.embeddings)
@@ -84,7 +87,7 @@ def test_save_load_round_trip_gives_the_same_tree_and_answers(built, tmp_path):
 
 def test_extend_adds_leaves_keeps_fanout_and_refreshes_summaries(tiny_lm_path, tiny_embedder_path):
     retriever = LatticeRetriever(**settings(tiny_lm_path, tiny_embedder_path))
-    scripted(retriever, set())
+    scripted(retriever)
     retriever.index(corpus(9))
     extra = corpus(14)[9:]
     retriever.add(extra)
@@ -93,13 +96,13 @@ def test_extend_adds_leaves_keeps_fanout_and_refreshes_summaries(tiny_lm_path, t
     assert all(len(tree.children(v)) <= retriever.branching for v in tree.graph if not tree.is_leaf(v))
     for chunk in extra:
         leaf = next(v for v in tree.leaves() if tree.chunk(v) == chunk)
-        parent = tree.parent(leaf)  # parent summary (excerpt fallback) now mentions the new leaf
+        parent = tree.parent(leaf)  # the parent's summary was rewritten and now mentions the new leaf
         assert parent == tree.root or safe_passage(chunk.text, 60)[:20] in tree.text(parent)
 
 
 def test_traversal_bookkeeping_and_path_relevance(tiny_lm_path, tiny_embedder_path):
     retriever = LatticeRetriever(**settings(tiny_lm_path, tiny_embedder_path, max_iterations=6))
-    scripted(retriever, set())
+    scripted(retriever)
     retriever.index(corpus(16))
     tree = retriever.tree
     target = tree.leaves()[5]
@@ -128,7 +131,7 @@ def test_llm_calls_follow_depth_not_corpus_size(tiny_lm_path, tiny_embedder_path
     calls, depths = [], []
     for n in (12, 120):
         retriever = LatticeRetriever(**settings(tiny_lm_path, tiny_embedder_path, beam_size=1, max_iterations=30))
-        scripted(retriever, set())
+        scripted(retriever)
         retriever.index(corpus(n, chars=80))
         tree = retriever.tree
         target = tree.leaves()[n // 2]
@@ -147,11 +150,15 @@ def test_hostile_document_cannot_break_prompt_or_output(tiny_lm_path, tiny_embed
     assert re.findall(r"^\[(\d+)\]", prompt, re.MULTILINE) == ["0", "1"]  # the text cannot add candidates
     assert prompt.rstrip().endswith("for ids 0 to 1.")  # instructions come last
     chunks = corpus(6) + [Chunk.of(Document(HOSTILE, id="evil"), 0, len(HOSTILE))]
-    for fake in (None, "HACKED", HOSTILE):  # random tiny LM, then an LM that obeys the document
-        retriever = LatticeRetriever(**settings(tiny_lm_path, tiny_embedder_path))
-        if fake is not None:
+    retriever = LatticeRetriever(**settings(tiny_lm_path, tiny_embedder_path, max_iterations=2))
+    tiny_lm = retriever.chat.complete
+    scripted(retriever)
+    retriever.index(chunks)
+    for fake in (None, "HACKED", HOSTILE):  # the random tiny LM, then LMs that obey the document
+        if fake is None:
+            retriever.chat.complete = tiny_lm
+        else:
             scripted(retriever, reply=fake)
-        retriever.index(chunks)
         out = retriever.run("What does the with statement do?")
         assert out and all(isinstance(c.score, float) and 0 <= c.score <= 1 for c in out)
         assert all(set(c.metadata["lattice"]) >= {"path", "path_relevance", "local", "calibrated"} for c in out)

@@ -103,7 +103,7 @@ def test_hostile_passage_is_sanitised_and_cannot_change_output_format(tiny_lm_pa
     assert "<|im_end|>" not in prompt and "<|im_start|>" not in prompt
     assert prompt.rstrip().endswith("Recency: <0-5>")  # the format is stated after the passage
     items = chunks(TEXTS[:2] + [HOSTILE])
-    for reranker in (RebelReranker(llm=tiny_lm_path, mode="two_turn", max_new_tokens=8, criteria_max_new_tokens=8, device="cpu"),
+    for reranker in (RebelReranker(llm=tiny_lm_path, mode="one_turn", max_new_tokens=4, device="cpu"),
                      RebelReranker(mode="one_turn", min_relevance=0)):
         if reranker.llm != tiny_lm_path:
             scripted(reranker, lambda p, strict: p)  # an LLM that parrots the passage
@@ -114,10 +114,13 @@ def test_hostile_passage_is_sanitised_and_cannot_change_output_format(tiny_lm_pa
 
 
 def test_real_tiny_lm_batches_generation_and_counts_calls(tiny_lm_path):
-    reranker = RebelReranker(llm=tiny_lm_path, mode="one_turn", max_new_tokens=6, batch_size=4, device="cpu", top_k=2)
+    reranker = RebelReranker(llm=tiny_lm_path, mode="two_turn", max_new_tokens=4, criteria_max_new_tokens=4, batch_size=4,
+                             passage_chars=80, device="cpu", top_k=2)
     out = reranker.run("q", chunks())
     assert len(out) <= 2
-    assert reranker.last_trace.llm_calls >= 4 and reranker.chat.batches < reranker.chat.prompts
+    trace = reranker.last_trace
+    assert trace.llm_calls >= 1 + 4 and reranker.chat.batches < reranker.chat.prompts
+    assert trace.criteria_source.startswith("fixed")  # a random LM writes no readable criteria
 
 
 def test_parsers_and_bad_input():

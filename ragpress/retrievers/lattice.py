@@ -9,10 +9,10 @@ internal nodes carry LLM summaries. Online, per query (paper, online traversal):
 
 1. *Slates.* Each iteration expands the ``beam_size`` unexpanded internal nodes of highest path
    relevance. The search LLM sees a numbered slate: the node's children plus calibration nodes,
-   i.e. the best node already seen at the node's own level (another branch) or, when the children
-   are leaves, the ``leaf_calibration`` best leaves seen so far (the level's best may be the node
-   itself, as in the official code). It reasons, then scores each
-   candidate 0-100 (:func:`slate_prompt`); unread candidates score 0 as in the official code.
+   i.e. the best node seen so far at the node's own level (possibly the node itself, as in the
+   official code) or, when the children are leaves, the ``leaf_calibration`` best leaves seen so
+   far. It reasons, then scores each candidate 0-100 (:func:`slate_prompt`); unread candidates
+   score 0 as in the official code.
 2. *Calibration.* Local scores depend on the slate they were given in, so all slates of the query
    are explained by one latent relevance per node: ``score ~ a * tau * theta_v + b_slate`` (an MSE
    term weighted towards high scores) plus, with weight ``1 - calibration_mse_weight``, a
@@ -25,12 +25,16 @@ internal nodes carry LLM summaries. Online, per query (paper, online traversal):
    the tree's depth and the budget, not with the corpus.
 
 Deviations: the official code asks Gemini for schema-constrained JSON; small local models are not
-reliable at that, so we ask for ``[id] score`` lines and parse JSON or lines tolerantly. A reply with
-no readable score falls back to embedding cosine similarity for that slate (the trace says so)
-instead of retrying the same greedy prompt forever. The official code samples leaf calibrators
+reliable at that, so we ask for ``[id] score`` lines (without reasoning, the reply is started with
+``Scores: [0]``) and parse JSON or lines tolerantly. A reply with no readable score falls back to
+embedding cosine similarity for that slate (the trace says so) instead of retrying the same greedy
+prompt forever. The official code samples leaf calibrators
 above a 2-component GMM threshold; we take the top ones, which is deterministic. Internal nodes'
 path relevance uses calibrated scores as the paper describes (the official code uses raw local
-scores there and calibrated ones for leaves).
+scores there and calibrated ones for leaves). ``calibration_mse_weight=1`` (no Plackett-Luce
+term) is the official ``CalibModel`` default; ``branching=10`` is our choice. We could read the
+paper's abstract and Figure 2 caption but not its full text: where they are silent the steps follow
+the official code.
 """
 
 from __future__ import annotations
@@ -173,7 +177,8 @@ class LatticeRetriever(Retriever):
             shown = [self._slate(node, seen, trace) for node in beam]
             prompts = [slate_prompt(query, [tree.text(n) for n in s], all(tree.is_leaf(c) for c in tree.children(v)),
                                     self.reasoning, self.relevance_definition, self.candidate_chars) for v, s in zip(beam, shown)]
-            for node, slate, reply in zip(beam, shown, self.chat.complete(prompts, self.score_max_new_tokens, desc="LATTICE step")):
+            replies = self.chat.complete(prompts, self.score_max_new_tokens, "LATTICE step", "" if self.reasoning else "Scores:\n[0]")
+            for node, slate, reply in zip(beam, shown, replies):
                 read = parse_numbered_scores(reply, len(slate), 100.0)
                 if read:
                     scores = {slate[i]: s / 100 for i, s in read.items()}

@@ -94,13 +94,15 @@ class ChatLLM:
         return load_causal_lm(self.name, self.device)
 
     @torch.inference_mode()
-    def complete(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int, desc: str = "") -> list[str]:
-        """The reply to each conversation (a list of chat messages), decoded without special tokens."""
+    def complete(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int, desc: str = "", prefix: str = "") -> list[str]:
+        """The reply to each conversation (a list of chat messages), decoded without special tokens.
+        A ``prefix`` is written at the start of every reply before generation (and is part of the
+        returned text): it steers small models into the expected answer format."""
         if not conversations:
             return []
         lm = self.lm
         pad = lm.tokenizer.pad_token_id
-        rows = [lm.chat_ids(c)[0].tolist() for c in conversations]
+        rows = [lm.chat_ids(c)[0].tolist() + lm.encode(prefix) for c in conversations]
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths share a batch
         replies: list[str] = [""] * len(rows)
         starts = range(0, len(order), self.batch_size)
@@ -120,7 +122,7 @@ class ChatLLM:
                 pad_token_id=pad,
             )
             for r, i in enumerate(group):
-                replies[i] = lm.tokenizer.decode(out[r, width:], skip_special_tokens=True).strip()
+                replies[i] = (prefix + lm.tokenizer.decode(out[r, width:], skip_special_tokens=True)).strip()
             self.batches += 1
         self.prompts += len(rows)
         return replies

@@ -18,8 +18,9 @@ Deviations, for small local models and safety: in the reference code the first t
 whole rating prompt and the LLM adds up the final score itself; here the first turn writes only
 ``name | weight | description`` lines, which we insert into a fixed rating template, and we add up
 the score in Python. Passages are rated one per prompt (batched generation) rather than ten per
-prompt, so one unreadable answer costs one passage. An answer missing a number is retried once
-with a stricter reminder; if it is still unreadable the passage is scored by relevance alone: the
+prompt, so one unreadable answer costs one passage. Without chain of thought the reply is started
+with ``Relevance:`` for the model. An answer missing a number is retried once with a stricter
+reminder and that start; if it is still unreadable the passage is scored by relevance alone: the
 LLM's relevance when it gave one, else the first-stage retriever's score (ranked after all
 LLM-scored passages); ``chunk.metadata['rebel']['fallback']`` and the trace record which.
 Inferred criteria that cannot be read fall back to the one-turn set (``criteria_source`` says so).
@@ -125,12 +126,12 @@ class RebelReranker(Reranker):
     def _rate(self, query: str, chunks: list[Chunk], trace: RebelTrace) -> None:
         names = [name for name, _, _ in trace.criteria]
         prompts = [rating_prompt(query, c.text, trace.criteria, self.reasoning, self.passage_chars) for c in chunks]
-        answers = [[a] for a in self.chat.complete(prompts, self.max_new_tokens, desc="REBEL rating")]
+        answers = [[a] for a in self.chat.complete(prompts, self.max_new_tokens, "REBEL rating", "" if self.reasoning else "Relevance:")]
         parsed = [parse_rating(a[0], names) for a in answers]
         retry = [i for i, (rel, crit) in enumerate(parsed) if rel is None or len(crit) < len(names)]
         if retry:
             strict = [rating_prompt(query, chunks[i].text, trace.criteria, False, self.passage_chars, strict=True) for i in retry]
-            for i, answer in zip(retry, self.chat.complete(strict, self.max_new_tokens, desc="REBEL retry")):
+            for i, answer in zip(retry, self.chat.complete(strict, self.max_new_tokens, "REBEL retry", "Relevance:")):
                 answers[i].append(answer)
                 parsed[i] = parse_rating(answer, names)
         weights = {name: weight for name, weight, _ in trace.criteria}

@@ -34,7 +34,7 @@ def settings(tiny_lm_path, tiny_embedder_path, **overrides):
 def scripted(retriever, favourite: set[str] = frozenset(), reply: str | None = None):
     """Replace the LLM: a summary lists its children's excerpts, and a slate gets 95 for candidates
     whose text is in ``favourite``, else 5 (or the fixed ``reply``)."""
-    def complete(conversations, max_new_tokens, desc=""):
+    def complete(conversations, max_new_tokens, desc="", prefix=""):
         retriever.chat.prompts += len(conversations)
         out = []
         for conversation in conversations:

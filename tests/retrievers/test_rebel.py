@@ -27,7 +27,7 @@ def scripted(reranker, rate, criteria_reply=""):
     ``criteria_reply``. Records every prompt for inspection."""
     reranker.prompts_seen = []
 
-    def complete(conversations, max_new_tokens, desc=""):
+    def complete(conversations, max_new_tokens, desc="", prefix=""):
         reranker.chat.prompts += len(conversations)
         out = []
         for conversation in conversations:

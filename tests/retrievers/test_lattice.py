@@ -206,8 +206,9 @@ def test_plot_lattice_draws_tree_and_traversal(built):
 
 @pytest.mark.integration
 def test_real_models_build_summaries_and_search_pydoc():
-    retriever = LatticeRetriever(branching=4, max_iterations=3, reasoning=False, score_max_new_tokens=48, summary_max_new_tokens=32, k=3)
-    chunks = corpus(10, chars=300)
+    retriever = LatticeRetriever(branching=3, max_iterations=2, reasoning=False, score_max_new_tokens=24, summary_max_new_tokens=16,
+                                 candidate_chars=150, k=3)
+    chunks = corpus(6, chars=200)
     retriever.index(chunks)
     tree = retriever.tree
     summaries = [tree.text(v) for v in tree.graph if not tree.is_leaf(v) and v != tree.root]

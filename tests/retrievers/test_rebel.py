@@ -140,9 +140,9 @@ def test_parsers_and_bad_input():
 def test_real_lm_rates_pydoc_passages():
     import pydoc_data.topics as topics
 
-    items = chunks([topics.topics[k][:600] for k in ("try", "for", "with", "lambda")])
-    reranker = RebelReranker(mode="two_turn", min_relevance=0, max_new_tokens=96)
+    items = chunks([topics.topics[k][:400] for k in ("try", "for")])
+    reranker = RebelReranker(mode="two_turn", min_relevance=0, reasoning=False, max_new_tokens=32, criteria_max_new_tokens=32)
     out = reranker.run("How do I handle an exception raised in a block of code?", items)
     trace = reranker.last_trace
-    assert len(out) == 4 and trace.llm_calls >= 5
+    assert len(out) == 2 and trace.llm_calls >= 3
     assert any(r.fallback != "retriever_score" for r in trace.ratings)  # the real LM gives a readable rating at least once

@@ -1,0 +1,128 @@
+"""What the LLM-judged retrievers share: batched greedy chat generation that counts its prompts,
+prompt-safe rendering of untrusted passage text, and tolerant parsing of numbered scores.
+
+Passages are data, never instructions: :func:`safe_passage` strips chat-template control tokens
+and bracketed ids from them (so a passage cannot close the user turn or pose as another numbered
+candidate), and the parsers only read numbers for ids that exist, clipped to the scale asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ragpress.core.models import CausalLM, load_causal_lm
+
+_CONTROL = re.compile(r"<\|[^|>]{0,40}\|>|</?s>|\[/?INST\]|<<SYS>>|<</SYS>>")
+_NUMBER = r"(\d{1,4}(?:\.\d+)?)"
+_SEP = r"(?:[:=>–]|-(?=\s))"
+_PAIR_JSON = re.compile(r"\[\s*\"?(\d{1,4})\"?\s*,\s*" + _NUMBER + r"\s*\]")
+_LABEL = r"(?:score|relevance)?\s*[:=]?\s*"
+_PAIR_BRACKET = re.compile(r"[\[(]\s*(\d{1,4})\s*[\])]\s*" + _SEP + r"*\s*" + _LABEL + _NUMBER, re.IGNORECASE)
+_PAIR_LINE = re.compile(
+    r"(?:^|[,;{])\s*(?:candidate|node|passage|doc(?:ument)?|id)?\s*#?\"?(\d{1,4})\"?\s*" + _SEP + r"+\s*" + _LABEL + _NUMBER,
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def safe_passage(text: str, max_chars: int) -> str:
+    """``text`` on one line, without chat control tokens or ``[n]`` markers, cut to ``max_chars``."""
+    text = _CONTROL.sub(" ", text)
+    text = text.replace("[", "(").replace("]", ")")
+    text = " ".join(text.split())
+    return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+
+def parse_numbered_scores(answer: str, n: int, scale: float) -> dict[int, float]:
+    """Scores for candidate ids ``0..n-1`` read from an LLM answer, each clipped to ``[0, scale]``.
+
+    Accepts JSON (``{"relevance_scores": [[0, 85], ...]}`` or ``{"0": 85}``), ``[0] 85``,
+    ``0: 85``, ``Candidate 0 - 85`` lines. Only the text after the last ``Scores:`` marker is read
+    when there is one (so numbers in the reasoning do not count); later mentions of an id win.
+    Unknown ids are ignored; an empty dict means the answer held no readable score.
+    """
+    marker = list(re.finditer(r"^\W*(?:relevance[_ ])?scores?\W*[:=]", answer, re.IGNORECASE | re.MULTILINE))
+    body = answer[marker[-1].start() :] if marker else answer
+    found: dict[int, float] = {}
+    for pattern in (_PAIR_LINE, _PAIR_BRACKET, _PAIR_JSON):
+        for match in pattern.finditer(body):
+            found[int(match.group(1))] = float(match.group(2))
+    found.update(_json_scores(body))
+    return {i: min(max(s, 0.0), scale) for i, s in found.items() if 0 <= i < n}
+
+
+def _json_scores(text: str) -> dict[int, float]:
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return {}
+    try:
+        data = json.loads(text[start : end + 1])
+    except (json.JSONDecodeError, RecursionError):
+        return {}
+    if isinstance(data, dict) and "relevance_scores" in data:
+        data = data["relevance_scores"]
+    pairs = data.items() if isinstance(data, dict) else data if isinstance(data, list) else []
+    out = {}
+    for pair in pairs:
+        try:
+            key, value = pair
+            out[int(key)] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+class ChatLLM:
+    """Greedy chat generation in left-padded batches through the shared model loader.
+
+    ``prompts`` counts every conversation sent (what the papers call an LLM call) and ``batches``
+    the forward-generation passes; both only grow, so callers diff them around a query."""
+
+    def __init__(self, name: str, device: str | None = None, batch_size: int = 8):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        self.name, self.device, self.batch_size = name, device, batch_size
+        self.prompts = 0
+        self.batches = 0
+
+    @property
+    def lm(self) -> CausalLM:
+        return load_causal_lm(self.name, self.device)
+
+    @torch.inference_mode()
+    def complete(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int, desc: str = "", prefix: str = "") -> list[str]:
+        """The reply to each conversation (a list of chat messages), decoded without special tokens.
+        A ``prefix`` is written at the start of every reply before generation (and is part of the
+        returned text): it steers small models into the expected answer format."""
+        if not conversations:
+            return []
+        lm = self.lm
+        pad = lm.tokenizer.pad_token_id
+        rows = [lm.chat_ids(c)[0].tolist() + lm.encode(prefix) for c in conversations]
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths share a batch
+        replies: list[str] = [""] * len(rows)
+        starts = range(0, len(order), self.batch_size)
+        for start in tqdm(starts, desc=desc or "LLM", disable=len(starts) < 3, leave=False):
+            group = order[start : start + self.batch_size]
+            width = max(len(rows[i]) for i in group)
+            ids = torch.full((len(group), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, i in enumerate(group):
+                ids[r, width - len(rows[i]) :] = torch.tensor(rows[i])
+                mask[r, width - len(rows[i]) :] = 1
+            out = lm.model.generate(
+                input_ids=ids.to(lm.device),
+                attention_mask=mask.to(lm.device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+            )
+            for r, i in enumerate(group):
+                replies[i] = (prefix + lm.tokenizer.decode(out[r, width:], skip_special_tokens=True)).strip()
+            self.batches += 1
+        self.prompts += len(rows)
+        return replies

@@ -294,6 +294,36 @@ class CausalLM:
         return ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
 
     @torch.inference_mode()
+    def chat_batch(
+        self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 8, prefix: str = "", desc: str = ""
+    ) -> list[str]:
+        """Greedy replies to many conversations, left-padded into batches of similar length (one
+        ``generate`` call per batch). A ``prefix`` starts every reply before generation (and is part
+        of the returned text): it steers small models into an expected answer format."""
+        from tqdm.auto import tqdm
+
+        pad = self.tokenizer.pad_token_id
+        rows = [self.chat_ids(c)[0].tolist() + self.encode(prefix) for c in conversations]
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        replies = [""] * len(rows)
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts, desc=desc or "LLM", disable=len(starts) < 3, leave=False):
+            group = order[start : start + batch_size]
+            width = max(len(rows[i]) for i in group)
+            ids = torch.full((len(group), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, i in enumerate(group):  # left padding keeps every prompt's end at the last column
+                ids[r, width - len(rows[i]) :] = torch.tensor(rows[i])
+                mask[r, width - len(rows[i]) :] = 1
+            out = self.model.generate(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+            )
+            for r, i in enumerate(group):
+                replies[i] = (prefix + self.tokenizer.decode(out[r, width:], skip_special_tokens=True)).strip()
+        return replies
+
+    @torch.inference_mode()
     def generate(
         self, input_ids: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
     ) -> torch.Tensor:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from ragpress.core.models import CausalLM, load_causal_lm
 
@@ -100,29 +99,7 @@ class ChatLLM:
         returned text): it steers small models into the expected answer format."""
         if not conversations:
             return []
-        lm = self.lm
-        pad = lm.tokenizer.pad_token_id
-        rows = [lm.chat_ids(c)[0].tolist() + lm.encode(prefix) for c in conversations]
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths share a batch
-        replies: list[str] = [""] * len(rows)
-        starts = range(0, len(order), self.batch_size)
-        for start in tqdm(starts, desc=desc or "LLM", disable=len(starts) < 3, leave=False):
-            group = order[start : start + self.batch_size]
-            width = max(len(rows[i]) for i in group)
-            ids = torch.full((len(group), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, i in enumerate(group):
-                ids[r, width - len(rows[i]) :] = torch.tensor(rows[i])
-                mask[r, width - len(rows[i]) :] = 1
-            out = lm.model.generate(
-                input_ids=ids.to(lm.device),
-                attention_mask=mask.to(lm.device),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=pad,
-            )
-            for r, i in enumerate(group):
-                replies[i] = (prefix + lm.tokenizer.decode(out[r, width:], skip_special_tokens=True)).strip()
-            self.batches += 1
-        self.prompts += len(rows)
+        replies = self.lm.chat_batch(conversations, max_new_tokens, self.batch_size, prefix, desc)
+        self.batches += -(-len(conversations) // self.batch_size)
+        self.prompts += len(conversations)
         return replies

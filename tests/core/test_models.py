@@ -48,3 +48,10 @@ def test_greedy_generation_is_deterministic(tiny_lm):
 def test_unknown_model_name_lists_aliases():
     with pytest.raises(ModelLoadError, match="smollm2-135m, minilm-l6"):
         load_causal_lm("/no/such/model-dir", device="cpu")
+
+
+def test_chat_batch_equals_one_conversation_at_a_time(tiny_lm):
+    conversations = [[{"role": "user", "content": text}] for text in ("hi", "a much longer question about the with statement", "ok")]
+    batched = tiny_lm.chat_batch(conversations, max_new_tokens=5, batch_size=3, prefix="Answer:")
+    assert batched == [tiny_lm.chat_batch([c], max_new_tokens=5, prefix="Answer:")[0] for c in conversations]
+    assert all(reply.startswith("Answer:") for reply in batched)

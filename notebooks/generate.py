@@ -1,4 +1,4 @@
-"""Write the tour, chunkers, compressors, LlamaIndex and LangChain notebooks (no outputs): ``python notebooks/generate.py``.
+"""Write the tour, chunkers, compressors, retrievers, LlamaIndex and LangChain notebooks (no outputs): ``python notebooks/generate.py``.
 
 Each runs on CPU with the bundled models (SmolLM2-135M, MiniLM) on a small slice of a bundled
 corpus, in well under two minutes, and draws at least one picture; tests/test_notebooks.py runs
@@ -467,6 +467,52 @@ plt.show()"""
     ),
 ]
 
+RETRIEVERS = [
+    new_markdown_cell(
+        "# Retrievers\n\nLATTICE organises a corpus into a semantic tree with LLM-written summaries and lets the LLM "
+        "walk it; REBEL reranks retrieved chunks by several criteria. SmolLM2-135M is a weak judge: the traces "
+        "show when its answers could not be read and what was used instead."
+    ),
+    new_code_cell(SETUP),
+    new_code_cell(
+        PYTHON_REFERENCE
+        + """
+from ragpress import Document
+from ragpress.chunkers.sentence import SentenceChunker
+
+documents = [Document(topics[name], id=name) for name in TOPICS[:8]]
+chunks = SentenceChunker(unit="paragraph", max_tokens=160).run(documents)
+print(f"{len(chunks)} chunks")"""
+    ),
+    new_code_cell(
+        """\
+from ragpress.retrievers.lattice import LatticeRetriever
+from ragpress.retrievers.lattice_viz import plot_lattice
+
+lattice = LatticeRetriever(k=3, branching=6, reasoning=False, max_iterations=4, summary_max_new_tokens=32)
+lattice.index(chunks)
+hits = lattice.run("What does the else clause of a for loop do?")
+for hit in hits:
+    info = hit.metadata["lattice"]
+    print(f"{hit.doc_id}[{hit.start}:{hit.end}] score {hit.score:.2f} path {info['path']}")
+print("LLM calls:", lattice.last_trace.llm_calls)
+plot_lattice(lattice.tree, lattice.last_trace)
+plt.show()"""
+    ),
+    new_code_cell(
+        """\
+from ragpress.retrievers.dense import DenseRetriever
+from ragpress.retrievers.rebel import RebelReranker
+
+dense = DenseRetriever(k=4)
+dense.index(chunks)
+candidates = dense.run("When is the else clause of a loop skipped?")
+reranked = RebelReranker(mode="one_turn", reasoning=False, max_new_tokens=48).run("When is the else clause of a loop skipped?", candidates)
+for chunk in reranked:
+    print(chunk.doc_id, round(chunk.score, 2), chunk.metadata["rebel"].get("fallback"))"""
+    ),
+]
+
 
 def write(name: str, cells: list) -> Path:
     notebook = new_notebook(cells=cells)
@@ -481,6 +527,6 @@ def write(name: str, cells: list) -> Path:
 
 
 if __name__ == "__main__":
-    notebooks = {"tour": TOUR, "chunkers": CHUNKERS, "compressors": COMPRESSORS, "llama_index": LLAMA_INDEX, "langchain": LANGCHAIN}
+    notebooks = {"tour": TOUR, "chunkers": CHUNKERS, "compressors": COMPRESSORS, "retrievers": RETRIEVERS, "llama_index": LLAMA_INDEX, "langchain": LANGCHAIN}
     for name, cells in notebooks.items():
         print(write(name, cells))

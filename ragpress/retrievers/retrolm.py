@@ -135,6 +135,10 @@ class PagedContext:
         start = page * self.settings.page_size
         return start, min(start + self.settings.page_size, self.prefix_len)
 
+    def tokens(self, pages: list[int]) -> torch.Tensor:
+        """Context positions of the tokens of ``pages``, in order."""
+        return torch.cat([torch.arange(*self.page_span(p)) for p in pages])
+
     @property
     def fixed_pages(self) -> list[int]:
         """Always attended: the first page (instructions, attention sink) and the local window."""
@@ -159,7 +163,7 @@ class PagedContext:
         return sorted(fixed + [candidates[i] for i in ranked])
 
     def _pages_kv(self, pages: list[int], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.cat([torch.arange(*self.page_span(p)) for p in pages])
+        index = self.tokens(pages)
         device = self.lm.device
         return self.keys[layer][:, :, index].to(device), self.values[layer][:, :, index].to(device)
 
@@ -205,9 +209,9 @@ class PagedContext:
             pages = self.select(scores)
             if trace is not None:
                 trace.append({"step": 0, "pages": pages, "scores": scores})
-            cache, kept = self._cache(pages), sum(map(len, (range(*self.page_span(p)) for p in pages)))
+            cache, kept = self._cache(pages), len(self.tokens(pages))
             every = self.settings.reselect_every
-            reads = lambda step: bool(scores is not None and every and (step + 1) % every == 0)  # noqa: E731
+            reads = lambda step: bool(scores is not None and every and (step + 1) % every == 0)
             capture.active = reads(0)  # capture only the passes whose queries a re-selection reads
             logits = self._forward(ids, cache, self.prefix_len)
             position = self.prefix_len + len(ids)
@@ -224,7 +228,7 @@ class PagedContext:
                     new_pages = self.select(self.score_pages(capture.take()))  # the latest token's query vectors
                     if new_pages != pages:
                         cache = self._cache(new_pages, cache, kept)
-                        pages, kept = new_pages, sum(map(len, (range(*self.page_span(p)) for p in new_pages)))
+                        pages, kept = new_pages, len(self.tokens(new_pages))
                         if trace is not None:
                             trace.append({"step": step, "pages": pages, "scores": None})
                 capture.active = reads(step)
@@ -240,7 +244,7 @@ class PagedContext:
         ids = self.query_ids(query)
         new = list(self.stream_ids(ids, max_new_tokens, temperature, seed, trace))
         first = trace[0]["pages"]
-        tokens = torch.cat([torch.arange(*self.page_span(p)) for p in first])
+        tokens = self.tokens(first)
         page_scores = torch.zeros(self.prefix_len)
         if trace[0]["scores"] is not None:
             page_scores = trace[0]["scores"].repeat_interleave(self.settings.page_size)[: self.prefix_len]

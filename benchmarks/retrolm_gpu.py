@@ -1,0 +1,147 @@
+"""RetroLM decode latency and memory against full attention (GPU), LLaMA-3.1-8B-shaped, random bf16.
+
+Per context length, in one run: one chunked prefill (``page_size`` tokens a step, shared by both
+methods, timed), then
+
+- full attention: greedy decoding of ``--new`` tokens over the whole KV cache on the GPU;
+- RetroLM: the same cache offloaded to CPU as pages with mean-key summaries; the query (``--query``
+  random tokens) is scored against the pages, the first page + local window + ``pages_kept`` pages are
+  copied to the GPU, and ``--new`` tokens are decoded, re-selecting pages every ``reselect_every``
+  tokens (the re-selection copies are inside the timed loop).
+
+Decode latency = median wall time per generated token (``torch.cuda.synchronize`` each token); memory
+= ``torch.cuda.max_memory_allocated`` during decoding (weights included), and the prefill peak.
+
+    PYTHONPATH=. python benchmarks/retrolm_gpu.py [--lengths 32768 65536 131072] [--tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import time
+from types import SimpleNamespace
+
+import torch
+from transformers import AutoModelForCausalLM, DynamicCache
+
+from benchmarks.gemfilter_gpu import llama_8b_config, sync
+from ragpress.core.models import CausalLM
+from ragpress.retrievers.retrolm import PagedContext, RetroLMSettings, encode_pages
+
+
+def peak_gib(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+
+
+def reset_peak(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+@torch.inference_mode()
+def full_decode(lm: CausalLM, cache: DynamicCache, query: torch.Tensor, new: int) -> list[float]:
+    """Per-token times of greedy decoding over the whole cache (query first, then ``new`` tokens)."""
+    n, times = cache.get_seq_length(), []
+    logits = lm.model(input_ids=query[None], past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    for step in range(new):
+        sync(lm.device)
+        start = time.perf_counter()
+        token = logits[0, -1].argmax()[None, None]
+        position = torch.tensor([[n + len(query) + step]], device=lm.device)
+        logits = lm.model(input_ids=token, past_key_values=cache, position_ids=position, use_cache=True, logits_to_keep=1).logits
+        sync(lm.device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+@torch.inference_mode()
+def retrolm_decode(paged: PagedContext, query: torch.Tensor, new: int) -> tuple[list[float], list]:
+    trace, times = [], []
+    stream = paged.stream_ids(query, new + 1, trace=trace)
+    next(stream)  # selection + query pass (time to first token, not decode latency)
+    for _ in range(new):
+        sync(paged.lm.device)
+        start = time.perf_counter()
+        next(stream)
+        sync(paged.lm.device)
+        times.append(time.perf_counter() - start)
+    stream.close()
+    return times, trace
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[32768, 65536, 131072])
+    parser.add_argument("--page-size", type=int, default=256)
+    parser.add_argument("--pages-kept", type=int, default=14)
+    parser.add_argument("--local-window", type=int, default=256)
+    parser.add_argument("--reselect-every", type=int, default=16)
+    parser.add_argument("--query", type=int, default=32)
+    parser.add_argument("--new", type=int, default=48)
+    parser.add_argument("--tiny", action="store_true", help="a tiny 32-layer config, for a CPU smoke test")
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config = llama_8b_config(args.tiny)
+    config.eos_token_id = None  # random weights: never stop early
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    lm = CausalLM(model, SimpleNamespace(pad_token_id=0, eos_token_id=None), "llama-3.1-8b-shaped-random")
+    settings = RetroLMSettings(page_size=args.page_size, pages_kept=args.pages_kept, local_window=args.local_window,
+                               reselect_every=args.reselect_every, offload=True)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    params = sum(p.numel() for p in model.parameters()) / 1e9
+    print(f"{name}; torch {torch.__version__}; {params:.2f}B params bf16 built in {time.perf_counter() - started:.0f}s; "
+          f"{vars(args)}", flush=True)
+    rows = []
+    for n in args.lengths:
+        ids = torch.randint(0, config.vocab_size, (n,))
+        query = torch.randint(0, config.vocab_size, (args.query,), device=device)
+        reset_peak(device)
+        sync(device)
+        start = time.perf_counter()
+        keys, values, summaries = encode_pages(lm, ids, args.page_size, offload=False)
+        sync(device)
+        prefill_s, prefill_gib = time.perf_counter() - start, peak_gib(device)
+        cache = DynamicCache()
+        for layer, (k, v) in enumerate(zip(keys, values)):
+            cache.update(k, v, layer)
+        keys, values = [k.cpu() for k in keys], [v.cpu() for v in values]  # offload: the paged store lives in CPU memory
+        reset_peak(device)  # the cache now holds the only GPU copy of the KV
+        full_times = full_decode(lm, cache, query, args.new)
+        full_gib = peak_gib(device)
+        del cache
+        paged = PagedContext(settings, lm, None, n, "", keys, values, summaries)
+        reset_peak(device)
+        retro_times, trace = retrolm_decode(paged, query, args.new)
+        retro_gib = peak_gib(device)
+        kept = len(paged.tokens(trace[0]["pages"]))
+        row = {"tokens": n, "prefill_s": prefill_s, "prefill_gib": prefill_gib, "full_ms": 1e3 * statistics.median(full_times),
+                   "retrolm_ms": 1e3 * statistics.median(retro_times), "retrolm_mean_ms": 1e3 * statistics.mean(retro_times),
+                   "full_gib": full_gib, "retrolm_gib": retro_gib, "kept_tokens": kept, "selections": len(trace),
+                   "pages": paged.num_pages, "trace": [t["pages"] for t in trace]}
+        rows.append(row)
+        print(f"{n:>7} tokens: prefill {prefill_s:.1f}s peak {prefill_gib:.1f}GiB | decode/token full {row['full_ms']:.1f}ms "
+              f"{full_gib:.1f}GiB | RetroLM {row['retrolm_ms']:.1f}ms (mean {row['retrolm_mean_ms']:.1f}ms incl. "
+              f"{len(trace) - 1} re-selections) {retro_gib:.1f}GiB, {kept} of {n} context tokens read", flush=True)
+        del keys, values, summaries, paged
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "retrolm_gpu.json"), "w") as f:
+            json.dump({"device": name, "args": vars(args), "rows": rows}, f, indent=1)
+    print("\n| tokens | prefill (s) | prefill peak (GiB) | full ms/token | RetroLM ms/token (median / mean) | speed-up | full decode peak (GiB) | RetroLM decode peak (GiB) | context tokens read |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['tokens']} | {r['prefill_s']:.1f} | {r['prefill_gib']:.1f} | {r['full_ms']:.1f} | {r['retrolm_ms']:.1f} / {r['retrolm_mean_ms']:.1f} | "
+              f"{r['full_ms'] / r['retrolm_ms']:.2f}x | {r['full_gib']:.1f} | {r['retrolm_gib']:.1f} | {r['kept_tokens']} |")
+
+
+if __name__ == "__main__":
+    main()

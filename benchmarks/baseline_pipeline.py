@@ -18,15 +18,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from ragpress.demo import QUESTIONS, demo_pipeline, python_reference
+from ragpress.demo import MORE_QUESTIONS, demo_pipeline, python_reference
 
-MORE = (
-    "How are keyword arguments matched to parameters in a call?",
-    "What happens when an exception is raised inside a finally clause?",
-    "How does the import statement find a module?",
-    "What is the difference between is and ==?",
-    "What does the yield expression do in a function?",
-)
 
 
 def main() -> None:
@@ -34,7 +27,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     args = parser.parse_args()
-    questions = list((QUESTIONS + MORE) * 4)[: args.questions]
+    questions = list(MORE_QUESTIONS * 4)[: args.questions]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {device}")
 

@@ -24,19 +24,12 @@ from llama_index.core.schema import QueryBundle
 
 from ragpress.chunkers.sentence import SentenceChunker
 from ragpress.compressors.budget_packer import BudgetPacker
-from ragpress.demo import QUESTIONS, python_reference
+from ragpress.demo import MORE_QUESTIONS, python_reference
 from ragpress.integrations import langchain as lc
 from ragpress.integrations import llama_index as li
 from ragpress.retrievers.bm25 import BM25Retriever
 from ragpress.retrievers.dense import DenseRetriever
 
-MORE = (
-    "How are keyword arguments matched to parameters in a call?",
-    "What happens when an exception is raised inside a finally clause?",
-    "How does the import statement find a module?",
-    "What is the difference between is and ==?",
-    "What does the yield expression do in a function?",
-)
 
 
 def seconds(fn, queries) -> float:
@@ -51,7 +44,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    queries = list((QUESTIONS + MORE) * 4)[: args.queries]
+    queries = list(MORE_QUESTIONS * 4)[: args.queries]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     documents = python_reference()

@@ -24,6 +24,15 @@ QUESTIONS = (
     "What does the global statement do?",
 )
 
+# More questions over the same corpus, for benchmarks that time many queries.
+MORE_QUESTIONS = QUESTIONS + (
+    "How are keyword arguments matched to parameters in a call?",
+    "What happens when an exception is raised inside a finally clause?",
+    "How does the import statement find a module?",
+    "What is the difference between is and ==?",
+    "What does the yield expression do in a function?",
+)
+
 
 def python_reference() -> list[Document]:
     """The Python language reference, one document per topic (79 topics, about 465,000 characters)."""

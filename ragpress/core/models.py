@@ -288,10 +288,36 @@ class CausalLM:
     def chat_ids(self, messages: list[dict[str, str]]) -> torch.Tensor:
         """Token ids of ``messages`` under the model's chat template, ready for generation."""
         if self.tokenizer.chat_template is None:
-            text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
-            return torch.tensor([self.encode(text, special_tokens=True)])
+            return torch.tensor([self.encode(self._plain_chat(messages), special_tokens=True)])
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
         return ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
+
+    @staticmethod
+    def _plain_chat(messages: list[dict[str, str]]) -> str:
+        return "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The decoder's input embeddings of ``input_ids`` (what soft compressors replace)."""
+        return self.model.get_input_embeddings()(input_ids.to(self.device))
+
+    @torch.inference_mode()
+    def chat_embeds(self, messages: list[dict[str, str]], marker: str, soft: torch.Tensor) -> torch.Tensor:
+        """Input embeddings ``[1, n, hidden]`` of ``messages`` under the chat template, with the
+        text ``marker`` (which must occur once) replaced by the ``[m, hidden]`` rows of ``soft``."""
+        hidden = self.model.config.get_text_config().hidden_size
+        if soft.ndim != 2 or soft.shape[1] != hidden:
+            raise ValueError(f"Soft embeddings must have shape [n, {hidden}] for {self.name!r}, got {tuple(soft.shape)}.")
+        if self.tokenizer.chat_template is None:
+            text, special = self._plain_chat(messages), True
+        else:
+            text, special = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), False
+        if text.count(marker) != 1:
+            raise ValueError(f"The prompt must hold the soft-context marker {marker!r} exactly once.")
+        before, after = text.split(marker)
+        head = torch.tensor(self.encode(before, special_tokens=special), dtype=torch.long)
+        tail = torch.tensor(self.encode(after), dtype=torch.long)
+        parts = [self.embed(head), soft.to(self.device, self.model.dtype), self.embed(tail)]
+        return torch.cat(parts)[None]
 
     @torch.inference_mode()
     def chat_batch(
@@ -325,31 +351,34 @@ class CausalLM:
 
     @torch.inference_mode()
     def generate(
-        self, input_ids: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
+        self, prompt: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
     ) -> torch.Tensor:
-        """New token ids after ``input_ids`` (greedy when ``temperature`` is 0)."""
+        """New token ids after ``prompt``: token ids ``[1, n]``, or input embeddings ``[1, n, hidden]``
+        (from :meth:`chat_embeds`). Greedy when ``temperature`` is 0."""
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         torch.manual_seed(seed)
-        input_ids = input_ids.to(self.device)
+        prompt = prompt.to(self.device)
+        given = {"inputs_embeds": prompt} if prompt.is_floating_point() else {"input_ids": prompt}
         out = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
+            **given,
+            attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=self.device),
             max_new_tokens=max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
             **sampling,
             **kwargs,
         )
-        return out[0, input_ids.shape[1] :].cpu()
+        # with input embeddings alone, transformers returns only the new tokens
+        return out[0, 0 if prompt.is_floating_point() else prompt.shape[1] :].cpu()
 
     def stream(
-        self, input_ids: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
+        self, prompt: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
     ) -> Iterator[str]:
         """Generate in a background thread and yield text as it is produced."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         worker = threading.Thread(
-            target=self.generate, args=(input_ids, max_new_tokens, temperature, seed), kwargs={"streamer": streamer, **kwargs}
+            target=self.generate, args=(prompt, max_new_tokens, temperature, seed), kwargs={"streamer": streamer, **kwargs}
         )
         worker.start()
         yield from streamer

@@ -17,6 +17,7 @@ SYSTEM_PROMPT = (
     "Answer the question using only the numbered sources. "
     "Be brief. If the sources do not contain the answer, say so."
 )
+SOFT_CONTEXT = "<|soft context|>"
 
 
 @dataclasses.dataclass
@@ -40,9 +41,13 @@ class Generator(Stage):
         raise NotImplementedError
 
     def messages(self, context: Context) -> list[dict[str, str]]:
-        """Chat messages asking ``context.query`` over ``context.pieces`` as numbered sources."""
+        """Chat messages asking ``context.query`` over ``context.pieces`` as numbered sources. A soft
+        context (``context.embeddings``) stands in the sources' place as :data:`SOFT_CONTEXT`, which
+        a back end that accepts input embeddings swaps for the embedding rows."""
         if not isinstance(context, Context):
             raise TypeError(f"A generator takes a Context, got {type(context).__name__}; put a compressor before it.")
         sources = "\n\n".join(f"[{i}] {piece.text.strip()}" for i, piece in enumerate(context.pieces, 1))
+        if context.embeddings is not None:
+            sources = "\n\n".join(filter(None, (SOFT_CONTEXT, sources)))
         user = f"Sources:\n{sources}\n\nQuestion: {context.query}" if sources else f"Question: {context.query}"
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]

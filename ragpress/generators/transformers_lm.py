@@ -1,4 +1,7 @@
-"""Local generation with any ``transformers`` causal LM through its chat template."""
+"""Local generation with any ``transformers`` causal LM through its chat template.
+
+A soft context (``Context.embeddings``, from CompLLM or ARC-Encoder) enters the decoder as input
+embeddings in the sources' place, mixed with the prompt's own token embeddings."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Iterator
 
 from ragpress.core.models import load_causal_lm
 from ragpress.core.types import Answer, Context
-from ragpress.generators.base import Generator
+from ragpress.generators.base import SOFT_CONTEXT, Generator
 
 
 @dataclasses.dataclass
@@ -21,13 +24,26 @@ class TransformersGenerator(Generator):
     repetition_penalty: float = 1.0
 
     def run(self, context: Context) -> Answer:
-        lm = load_causal_lm(self.model, self.device)
-        ids = lm.chat_ids(self.messages(context))
-        new = lm.generate(ids, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
+        lm, prompt = self._prompt(context)
+        new = lm.generate(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
         text = lm.tokenizer.decode(new, skip_special_tokens=True).strip()
-        return Answer(text, context, self.model, prompt_tokens=ids.shape[1], completion_tokens=len(new))
+        return Answer(text, context, self.model, prompt_tokens=prompt.shape[1], completion_tokens=len(new))
 
     def stream(self, context: Context) -> Iterator[str]:
+        lm, prompt = self._prompt(context)
+        yield from lm.stream(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
+
+    def _prompt(self, context: Context):
+        """The loaded model and the prompt: token ids, or input embeddings for a soft context."""
         lm = load_causal_lm(self.model, self.device)
-        ids = lm.chat_ids(self.messages(context))
-        yield from lm.stream(ids, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
+        messages = self.messages(context)
+        if context.embeddings is None:
+            return lm, lm.chat_ids(messages)
+        decoder = context.metadata.get("decoder")
+        if decoder is not None and decoder != self.model:
+            raise ValueError(
+                f"This soft context was compressed for the decoder {decoder!r}, but the generator runs {self.model!r}; "
+                f"soft embeddings only mean something to the decoder they were trained for: use "
+                f"TransformersGenerator(model={decoder!r})."
+            )
+        return lm, lm.chat_embeds(messages, SOFT_CONTEXT, context.embeddings)

@@ -319,34 +319,51 @@ class CausalLM:
         parts = [self.embed(head), soft.to(self.device, self.model.dtype), self.embed(tail)]
         return torch.cat(parts)[None]
 
-    @torch.inference_mode()
     def chat_batch(
         self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 8, prefix: str = "", desc: str = ""
     ) -> list[str]:
-        """Greedy replies to many conversations, left-padded into batches of similar length (one
-        ``generate`` call per batch). A ``prefix`` starts every reply before generation (and is part
-        of the returned text): it steers small models into an expected answer format."""
+        """Greedy replies to many conversations, batched (see :meth:`generate_batch`). A ``prefix``
+        starts every reply before generation (and is part of the returned text): it steers small
+        models into an expected answer format."""
+        head = torch.tensor(self.encode(prefix), dtype=torch.long)
+        prompts = [torch.cat([self.chat_ids(c)[0], head]) for c in conversations]
+        replies = self.generate_batch(prompts, max_new_tokens, batch_size=batch_size, desc=desc)
+        return [(prefix + self.tokenizer.decode(r, skip_special_tokens=True)).strip() for r in replies]
+
+    @torch.inference_mode()
+    def generate_batch(
+        self, prompts: Sequence[torch.Tensor], max_new_tokens: int, batch_size: int = 8, desc: str = "", **kwargs: Any
+    ) -> list[torch.Tensor]:
+        """Greedy new token ids for many prompts, each token ids ``[n]`` or input embeddings
+        ``[n, hidden]``. Prompts of similar length are left-padded into batches (one ``generate``
+        call per batch); the replies equal one-at-a-time greedy generation up to float rounding."""
         from tqdm.auto import tqdm
 
         pad = self.tokenizer.pad_token_id
-        rows = [self.chat_ids(c)[0].tolist() + self.encode(prefix) for c in conversations]
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        replies = [""] * len(rows)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        replies: list[torch.Tensor] = [torch.empty(0, dtype=torch.long)] * len(prompts)
         starts = range(0, len(order), batch_size)
-        for start in tqdm(starts, desc=desc or "LLM", disable=len(starts) < 3, leave=False):
-            group = order[start : start + batch_size]
-            width = max(len(rows[i]) for i in group)
-            ids = torch.full((len(group), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, i in enumerate(group):  # left padding keeps every prompt's end at the last column
-                ids[r, width - len(rows[i]) :] = torch.tensor(rows[i])
-                mask[r, width - len(rows[i]) :] = 1
+        for start in tqdm(starts, desc=desc or "generate", disable=len(starts) < 3, leave=False):
+            group = [prompts[i].to(self.device) for i in order[start : start + batch_size]]
+            embedded = any(p.is_floating_point() for p in group)
+            if embedded:
+                group = [p.to(self.model.dtype) if p.is_floating_point() else self.embed(p) for p in group]
+            width = max(len(p) for p in group)
+            fill = torch.zeros if embedded else functools.partial(torch.full, fill_value=pad, dtype=torch.long)
+            batch = fill((len(group), width, *group[0].shape[1:]), device=self.device, **({"dtype": self.model.dtype} if embedded else {}))
+            mask = torch.zeros((len(group), width), dtype=torch.long, device=self.device)
+            for r, p in enumerate(group):  # left padding keeps every prompt's end at the last column
+                batch[r, width - len(p) :] = p
+                mask[r, width - len(p) :] = 1
             out = self.model.generate(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                **{"inputs_embeds" if embedded else "input_ids": batch}, attention_mask=mask,
+                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, **kwargs,
             )
-            for r, i in enumerate(group):
-                replies[i] = (prefix + self.tokenizer.decode(out[r, width:], skip_special_tokens=True)).strip()
+            new = out if embedded else out[:, width:]  # with input embeddings, only new tokens come back
+            for r, i in enumerate(order[start : start + batch_size]):
+                reply = new[r].cpu()
+                stop = (reply == pad).nonzero()  # generate pads a reply that ended early
+                replies[i] = reply[: int(stop[0]) + (pad == self.tokenizer.eos_token_id)] if len(stop) else reply
         return replies
 
     @torch.inference_mode()

@@ -16,18 +16,34 @@ from ragpress.generators.base import SOFT_CONTEXT, Generator
 @dataclasses.dataclass
 class TransformersGenerator(Generator):
     """Greedy by default (``temperature=0``); sampling is seeded by ``seed``, so a fixed seed gives
-    the same answer. ``repetition_penalty`` > 1 discourages the loops small models fall into."""
+    the same answer. ``repetition_penalty`` > 1 discourages the loops small models fall into.
+    :meth:`run_batch` (used by ``Pipeline.run_batch``) generates greedy answers in batches."""
 
     model: str = "smollm2-135m"
     device: str | None = None
     seed: int = 0
     repetition_penalty: float = 1.0
+    batch_size: int = 8
 
     def run(self, context: Context) -> Answer:
         lm, prompt = self._prompt(context)
         new = lm.generate(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
         text = lm.tokenizer.decode(new, skip_special_tokens=True).strip()
         return Answer(text, context, self.model, prompt_tokens=prompt.shape[1], completion_tokens=len(new))
+
+    def run_batch(self, contexts: list[Context]) -> list[Answer]:
+        """Answers to many contexts. Greedy decoding runs them in left-padded batches of
+        ``batch_size`` (same answers as :meth:`run` up to float rounding); sampling runs one at a
+        time so that each answer depends only on its own seed."""
+        if self.temperature > 0 or not contexts:
+            return [self.run(c) for c in contexts]
+        lm = load_causal_lm(self.model, self.device)
+        rows = [self._prompt(c)[1][0] for c in contexts]
+        replies = lm.generate_batch(rows, self.max_new_tokens, self.batch_size, repetition_penalty=self.repetition_penalty)
+        return [
+            Answer(lm.tokenizer.decode(new, skip_special_tokens=True).strip(), c, self.model, prompt_tokens=len(row), completion_tokens=len(new))
+            for c, row, new in zip(contexts, rows, replies)
+        ]
 
     def stream(self, context: Context) -> Iterator[str]:
         lm, prompt = self._prompt(context)

@@ -87,3 +87,11 @@ def test_openai_compatible_generator_names_server_errors(stub_url):
         OpenAICompatibleGenerator(base_url=stub_url, model="broken").run(CONTEXT)
     with pytest.raises(RuntimeError, match="is the server running"):
         OpenAICompatibleGenerator(base_url="http://127.0.0.1:9/v1", timeout=2).run(CONTEXT)
+
+
+def test_run_batch_gives_the_answers_of_run(tiny_lm_path):
+    generator = TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=6, batch_size=2)
+    contexts = [CONTEXT, Context(query="Why?"), Context(query="What is a longer question about the with statement?", pieces=CONTEXT.pieces)]
+    batched = generator.run_batch(contexts)
+    assert batched == [generator.run(c) for c in contexts]
+    assert generator.run_batch([]) == []

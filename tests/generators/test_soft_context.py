@@ -51,3 +51,13 @@ def test_soft_context_for_another_decoder_or_shape_is_refused(tiny_lm_path):
     wrong = Context(query="q", embeddings=torch.zeros(3, 7))
     with pytest.raises(ValueError, match=r"shape \[n, "):
         TransformersGenerator(model=tiny_lm_path, device="cpu").run(wrong)
+
+
+def test_soft_and_plain_contexts_batch_together(tiny_lm_path):
+    lm = load_causal_lm(tiny_lm_path, "cpu")
+    generator = TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=4)
+    contexts = [soft_context(lm, 3, tiny_lm_path), Context(query="Why?"), soft_context(lm, 9, tiny_lm_path)]
+    batched = generator.run_batch(contexts)
+    single = [generator.run(c) for c in contexts]
+    assert [a.text for a in batched] == [a.text for a in single]
+    assert [a.prompt_tokens for a in batched] == [a.prompt_tokens for a in single]

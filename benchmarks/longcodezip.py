@@ -32,9 +32,10 @@ TASKS = [("bisect", "insort_left"), ("colorsys", "hls_to_rgb"), ("fnmatch", "tra
 INSTRUCTION = "Complete the following function given the context."
 
 
-def build_task(module: str, function: str) -> tuple[str, str]:
-    """(context without ``function``, instruction with its header and docstring)."""
-    source = (Path(sysconfig.get_paths()["stdlib"]) / f"{module}.py").read_text()
+def build_task(module: str, function: str, stdlib: str | None = None) -> tuple[str, str]:
+    """(context without ``function``, instruction with its header and docstring); the module is
+    read from ``stdlib`` (default: this interpreter's standard library)."""
+    source = (Path(stdlib or sysconfig.get_paths()["stdlib"]) / f"{module}.py").read_text()
     node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == function)
     lines = source.split("\n")
     first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
@@ -90,11 +91,12 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--tasks", type=int, default=len(TASKS))
     parser.add_argument("--fine-ratios", default=None, help="comma list; overrides --fine-ratio")
+    parser.add_argument("--stdlib", default=None, help="read the modules from this folder (to pin the inputs across Python versions)")
     parser.add_argument("--json", default=None, help="also write every row, with both selections, to this file")
     parser.add_argument("--device", default=None, help="both sides run here; default: CUDA when present, else CPU")
     args = parser.parse_args()
     device = str(resolve_device(args.device))
-    print(f"device {device}; smollm2-135m float32 on both sides; Python {platform.python_version()} standard library", flush=True)
+    print(f"device {device}; smollm2-135m float32 on both sides; modules from {args.stdlib or f'the Python {platform.python_version()} standard library'}", flush=True)
     official = instance = None
     if args.official_glue:
         spec = importlib.util.spec_from_file_location("official_glue", args.official_glue)
@@ -107,7 +109,7 @@ def main() -> None:
     print(header)
     records = []
     for module, function in TASKS[: args.tasks]:
-        code, instruction = build_task(module, function)
+        code, instruction = build_task(module, function, args.stdlib)
         fine_ratios = [float(r) for r in (args.fine_ratios or str(args.fine_ratio)).split(",")]
         for fraction, fine_ratio in itertools.product(map(float, args.budgets.split(",")), fine_ratios):
             compressor = LongCodeZip(target_tokens=1, fine_ratio=fine_ratio, importance_beta=args.beta, dtype="float32", device=device)

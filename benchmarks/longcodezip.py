@@ -5,7 +5,7 @@ Each task removes one function from a module and asks to complete it (the paper'
 completion setting): the context is the module without the function, the instruction is
 "Complete the following function given the context." plus the function's header and docstring.
 
-    HF_HUB_OFFLINE=1 python benchmarks/longcodezip.py [--official-glue /tmp/lcz_official/glue.py]
+    HF_HUB_OFFLINE=1 python benchmarks/longcodezip.py [--official-glue /tmp/lcz_official/glue.py] [--device cuda]
 
 ``--official-glue`` names a file (kept outside the repository) exposing ``load(model_path, device)``
 and ``run(instance, code, query, target_tokens, fine_ratio, beta) -> dict`` around the official code
@@ -18,6 +18,8 @@ import argparse
 import ast
 import importlib.util
 import itertools
+import json
+import platform
 import re
 import sysconfig
 import time
@@ -30,9 +32,10 @@ TASKS = [("bisect", "insort_left"), ("colorsys", "hls_to_rgb"), ("fnmatch", "tra
 INSTRUCTION = "Complete the following function given the context."
 
 
-def build_task(module: str, function: str) -> tuple[str, str]:
-    """(context without ``function``, instruction with its header and docstring)."""
-    source = (Path(sysconfig.get_paths()["stdlib"]) / f"{module}.py").read_text()
+def build_task(module: str, function: str, stdlib: str | None = None) -> tuple[str, str]:
+    """(context without ``function``, instruction with its header and docstring); the module is
+    read from ``stdlib`` (default: this interpreter's standard library)."""
+    source = (Path(stdlib or sysconfig.get_paths()["stdlib"]) / f"{module}.py").read_text()
     node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == function)
     lines = source.split("\n")
     first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
@@ -88,28 +91,36 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--tasks", type=int, default=len(TASKS))
     parser.add_argument("--fine-ratios", default=None, help="comma list; overrides --fine-ratio")
+    parser.add_argument("--stdlib", default=None, help="read the modules from this folder (to pin the inputs across Python versions)")
+    parser.add_argument("--json", default=None, help="also write every row, with both selections, to this file")
+    parser.add_argument("--device", default=None, help="both sides run here; default: CUDA when present, else CPU")
     args = parser.parse_args()
+    device = str(resolve_device(args.device))
+    print(f"device {device}; smollm2-135m float32 on both sides; modules from {args.stdlib or f'the Python {platform.python_version()} standard library'}", flush=True)
     official = instance = None
     if args.official_glue:
         spec = importlib.util.spec_from_file_location("official_glue", args.official_glue)
         official = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(official)
-        instance = official.load(resolve_name("smollm2-135m"), str(resolve_device()))
+        instance = official.load(resolve_name("smollm2-135m"), device)
     header = f"{'task':22} {'R_f':>4} {'tokens':>6} {'budget':>6} {'ours':>5} {'ratio':>6} {'sec':>5}"
     if official:
         header += f" {'off.':>5} {'ratio':>6} {'sec':>5} {'fn J':>5} {'top5':>4} {'line J':>6}"
     print(header)
+    records = []
     for module, function in TASKS[: args.tasks]:
-        code, instruction = build_task(module, function)
+        code, instruction = build_task(module, function, args.stdlib)
         fine_ratios = [float(r) for r in (args.fine_ratios or str(args.fine_ratio)).split(",")]
         for fraction, fine_ratio in itertools.product(map(float, args.budgets.split(",")), fine_ratios):
-            compressor = LongCodeZip(target_tokens=1, fine_ratio=fine_ratio, importance_beta=args.beta, dtype="float32")
+            compressor = LongCodeZip(target_tokens=1, fine_ratio=fine_ratio, importance_beta=args.beta, dtype="float32", device=device)
             tokens = compressor.count_tokens(code)
             compressor.target_tokens = budget = int(tokens * fraction)
             start = time.perf_counter()
             ours = compressor.compress_code(code, instruction)
             seconds = time.perf_counter() - start
             row = f"{module + '.' + function:22} {fine_ratio:4.2f} {tokens:6d} {budget:6d} {ours.tokens_after:5d} {ours.ratio:6.2f} {seconds:5.1f}"
+            record = dict(task=f"{module}.{function}", fine_ratio=fine_ratio, tokens=tokens, budget=budget, ours_tokens=ours.tokens_after,
+                          ours_seconds=seconds, ours_text=ours.text, ours_functions=ours.metadata["functions"])
             if official:
                 start = time.perf_counter()
                 result = official.run(instance, code, instruction, budget, fine_ratio, args.beta)
@@ -121,7 +132,13 @@ def main() -> None:
                 off_top = [chunk_name(result["chunks"][i]) for i in result["ranking"][:5]]
                 row += (f" {off_tokens:5d} {tokens / max(off_tokens, 1):6.2f} {off_seconds:5.1f} {jaccard(our_fns, off_fns):5.2f}"
                         f" {len(set(our_top) & set(off_top)):4d} {jaccard(our_lines(ours, code), official_lines(result)):6.2f}")
+                record.update(official_tokens=off_tokens, official_seconds=off_seconds, official_text=result["compressed_code"],
+                              official_functions=sorted(off_fns), official_top5=off_top, ours_top5=our_top,
+                              line_jaccard=jaccard(our_lines(ours, code), official_lines(result)))
+            records.append(record)
             print(row, flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ official code github.com/SalesforceAIResearch/GemFilter).
 Algorithm 1 (Sec. 3.2), as the official code runs it:
 
 1. Run only the first ``r`` layers on the whole prompt (Sec. 3.2, "first pass"). Layers before the
-   filter layer run with the model's own attention (sdpa), so no ``n x n`` matrix is materialised.
+   filter layer run with the model's own attention (sdpa), so no ``n x n`` matrix is materialised;
+   no KV cache is kept and no logits are computed, and each layer's MLP runs on ``mlp_chunk`` tokens
+   at a time (:mod:`ragpress.compressors.mlp_chunks`: the same per-token arithmetic, so the same
+   scores up to rounding, with the MLP intermediates held for one chunk instead of the prompt).
 2. At filter layer ``r`` take the attention logits of the last query token against every key
    (queries and keys after RoPE, KV heads repeated), sum them over heads, smooth them with an average
    pool of width 5 (``standard_dis_index(..., pool=True, sum_over_heads=True)`` in the official
@@ -38,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ragpress.compressors.base import Compressor
+from ragpress.compressors.mlp_chunks import chunked_mlp
 from ragpress.core.models import CausalLM, load_causal_lm
 from ragpress.core.types import Chunk, Context
 from ragpress.generators.base import Generator
@@ -69,10 +73,13 @@ def _heads(attn: Any, proj: str, norm: str, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def last_row_logits(model: Any, input_ids: torch.Tensor, layer: int, query_rows: int = 1, key_block: int = 8192) -> torch.Tensor:
+def last_row_logits(
+    model: Any, input_ids: torch.Tensor, layer: int, query_rows: int = 1, key_block: int = 8192, mlp_chunk: int | None = 8192
+) -> torch.Tensor:
     """Pre-softmax attention logits ``[heads, query_rows, n]`` (float32) of the last ``query_rows``
     prompt tokens at decoder layer ``layer`` (Sec. 3.2, step 1); ``softmax`` over the last axis gives
-    the model's attention rows. Future keys of earlier rows are ``-inf``."""
+    the model's attention rows. Future keys of earlier rows are ``-inf``. Layers before ``layer`` run
+    their MLP on ``mlp_chunk`` tokens at a time (``None``: all at once)."""
     decoder = model.get_decoder()
     block = decoder.layers[layer]
 
@@ -81,7 +88,8 @@ def last_row_logits(model: Any, input_ids: torch.Tensor, layer: int, query_rows:
 
     handle = block.register_forward_pre_hook(stop, with_kwargs=True)
     try:
-        decoder(input_ids=input_ids.to(model.device), use_cache=False)
+        with chunked_mlp(model, mlp_chunk, range(layer)):
+            decoder(input_ids=input_ids.to(model.device), use_cache=False)
         raise RuntimeError(f"Layer {layer} of {type(model).__name__} was never called; GemFilter needs a standard decoder stack.")
     except _ReachedFilterLayer as reached:
         hidden, (cos, sin) = reached.hidden, reached.position_embeddings
@@ -223,12 +231,15 @@ class GemFilterSettings:
     query_rows: int = 1  # last prompt tokens whose attention scores the context (official: 1)
     pool_kernel: int = 5  # average-pool width over neighbouring tokens (official: 5)
     key_block: int = 8192  # keys scored per block at the filter layer (memory, not results)
+    mlp_chunk: int | None = 8192  # first-pass MLP tokens per chunk (memory, not results); None = all at once
     device: str | None = None
 
     def check_settings(self) -> None:
         for name in ("k", "query_rows", "pool_kernel", "key_block"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"GemFilter {name} must be a positive integer, got {getattr(self, name)!r}.")
+        if self.mlp_chunk is not None and (not isinstance(self.mlp_chunk, int) or self.mlp_chunk < 1):
+            raise ValueError(f"GemFilter mlp_chunk must be a positive integer or None, got {self.mlp_chunk!r}.")
         if self.pool_kernel % 2 == 0:
             raise ValueError(f"pool_kernel must be odd so pooling keeps the length, got {self.pool_kernel}.")
         if not 0 <= self.filter_depth < 1:
@@ -243,7 +254,7 @@ class GemFilterSettings:
         if self.k >= int(allowed.sum()):
             return torch.nonzero(allowed)[:, 0], torch.zeros(len(ids))
         layer = filter_layer_index(lm.model.config.num_hidden_layers, self.filter_depth, self.filter_layer)
-        logits = last_row_logits(lm.model, ids[None], layer, min(self.query_rows, len(ids)), self.key_block)
+        logits = last_row_logits(lm.model, ids[None], layer, min(self.query_rows, len(ids)), self.key_block, self.mlp_chunk)
         return select_tokens(logits, self.k, self.pool_kernel, candidates)
 
 

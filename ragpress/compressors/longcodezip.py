@@ -10,7 +10,11 @@ Sec. III-B fine) and, for every constant and rule, the official ``compress_code_
    in rank order while they fit the coarse budget ``B / fine_ratio``.
 2. Fine (Sec. III-B): cut every kept function of at least ``min_lines`` lines into blocks at line
    perplexity spikes, give it a share of the budget that grows with its AMI (``importance_beta``),
-   score its blocks by AMI and keep the best set under that share with an exact 0/1 knapsack.
+   score its blocks by AMI and keep the best set under that share with an exact 0/1 knapsack. A
+   function that splits into fewer than ``min_lines`` non-blank blocks is kept whole, as the
+   official code does (its blocks are too coarse to choose from; the last pass below drops whole
+   units if that overruns the budget), unless it alone exceeds the budget: then its blocks are
+   the only way to keep any of it, so the knapsack runs.
 
 Deviations, each for a stated reason:
 - ``B`` is a hard ceiling: the official adds 100 tokens of slack, lets the function that crosses the
@@ -74,7 +78,7 @@ class LongCodeZip(Compressor):
     fine_ratio: float = 0.5  # the paper's R_fine (0.5 and 0.8 in its runs); 1.0 = coarse stage only
     importance_beta: float = 0.5  # beta of the adaptive budget allocation (Sec. III-B)
     spike_k: float = 0.2  # the block-boundary threshold factor (official default k=0.2)
-    min_lines: int = 5  # functions with fewer non-blank lines are kept whole (official default)
+    min_lines: int = 5  # functions with fewer non-blank lines, or blocks, are kept whole (official default)
     keep_structure: bool = True  # always keep definition, comment and return blocks (official)
     language: str = "python"  # per chunk, ``chunk.metadata["language"]`` wins
     batch_size: int = 8
@@ -162,10 +166,18 @@ class LongCodeZip(Compressor):
         if not squeeze:
             return units
         bits = self._line_bits(lm, [functions[i] for i, _ in squeeze])
-        blocks = []  # (function index, first line, last line) in chunk line numbers
-        for (i, _), line_bits in zip(squeeze, bits):
+        blocks, split = [], []  # blocks: (function index, first line, last line) in chunk line numbers
+        for (i, share), line_bits in zip(squeeze, bits):
+            cuts = spike_blocks(line_bits, self.spike_k)
+            if sum(any(v is not None for v in line_bits[a:b]) for a, b in cuts) < self.min_lines and sizes[i] <= budget:
+                units.append(_whole(functions[i], ami[i]))  # too few blocks to choose from: kept whole, as officially
+                continue
             first = functions[i][1].first
-            blocks += [(i, first + a, first + b) for a, b in spike_blocks(line_bits, self.spike_k)]
+            blocks += [(i, first + a, first + b) for a, b in cuts]
+            split.append((i, share))
+        if not split:
+            return units
+        squeeze = split
         block_texts = [functions[i][0].text_of(a, b) for i, a, b in blocks]
         scores = self._ami(lm, [t + JOIN for t in block_texts], query, "fine: AMI of blocks")
         weights = [self.count_tokens(t + "\n") for t in block_texts]
@@ -185,9 +197,11 @@ class LongCodeZip(Compressor):
 
     def _fit(self, sources, units, budget, ami, functions):
         """Assemble pieces from kept lines, then drop lowest-priority units until the exact count
-        of ``Context.text`` fits the budget (token counts of parts do not add up exactly)."""
-        units = sorted(units, key=lambda u: u.priority, reverse=True)
-        dropped = 0
+        of ``Context.text`` fits the budget (token counts of parts do not add up exactly). A unit
+        larger than the whole budget (a function kept whole) goes first: it could never stay."""
+        size = {id(u): self.count_tokens(sources[u.chunk].text_of(u.first, u.last)) for u in units}
+        fitting = sorted((u for u in units if size[id(u)] <= budget), key=lambda u: u.priority, reverse=True)
+        dropped, units = len(units) - len(fitting), fitting
         while True:
             pieces = _pieces(sources, units, functions, ami)
             tokens = self.count_tokens(JOIN.join(p.text for p in pieces))
@@ -195,8 +209,7 @@ class LongCodeZip(Compressor):
                 return pieces, tokens, dropped
             over = tokens - budget
             while units and over > 0:  # drop about as many tokens as we are over, then recount
-                unit = units.pop()
-                over -= self.count_tokens(sources[unit.chunk].text_of(unit.first, unit.last))
+                over -= size[id(units.pop())]
                 dropped += 1
 
     def _ami(self, lm, contexts: list[str], query: str, label: str) -> list[float]:

@@ -13,9 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Languages split by tree-sitter; every other language falls back to the definition-line rule
-# below, as the official code does for all languages (its default for unknown ones is Python's).
-TREE_SITTER_LANGUAGES = ("python",)
+from ragpress.chunkers.code import _UNIT, load_parser  # grammar loader and function/class/method node types
+
+# Every language with an installed tree-sitter grammar (tree-sitter-python here; others through
+# tree_sitter_<language> or tree-sitter-language-pack 0.x, found by the code chunker's loader) is split
+# by its syntax tree; the rest, and code that does not parse, fall back to the definition-line rule
+# below, which the official code uses for all languages (its default for unknown ones is Python's).
+_WRAPPERS = {"decorated_definition": "definition", "export_statement": "declaration"}  # unwrapped to the definition
+_CONTAINER = re.compile(r"class|interface|impl|trait|struct|enum|object|module|namespace")  # members are cut too
 _MODIFIERS = r"(?:(?:export|default|public|private|protected|internal|static|final|abstract|async|pub(?:\([\w:]+\))?|unsafe|extern|inline|virtual|override|synchronized|const)\s+)*"
 _KEYWORDS = {
     "python": r"(?:async\s+)?(?:def|class)",
@@ -64,47 +69,50 @@ class Function:
 def split_functions(text: str, language: str = "python") -> tuple[list[Function], str]:
     """Function-level chunking (Sec. III-A): cut the text at the first line of every function or
     class definition (methods included, nested functions kept inside their function), so the
-    chunks tile the whole text; code before the first definition is its own chunk. Python is
-    parsed with tree-sitter (decorators and a comment right above a definition go with it); text
-    that does not parse, and other languages, are cut at lines matching :func:`definition_pattern`,
-    the official code's rule. Returns the chunks and a note naming the splitter used."""
+    chunks tile the whole text; code before the first definition is its own chunk. With a
+    tree-sitter grammar for ``language`` the text is parsed (decorators and comments right above a
+    definition go with it); text that does not parse, and languages without a grammar, are cut at
+    lines matching :func:`definition_pattern`, the official code's rule. Returns the chunks and a
+    note naming the splitter used."""
     lines = text.split("\n")
-    if language.lower() in TREE_SITTER_LANGUAGES:
-        starts, error = _python_definition_starts(text)
-        note = "tree-sitter-python"
-        if error:
-            note = "definition-line regex: tree-sitter found a syntax error, so the code was cut by line pattern"
-            starts = _regex_definition_starts(lines, language)
-    else:
+    name = language.lower().replace("c++", "cpp").replace("c#", "csharp")
+    parser = load_parser(name)
+    if parser is None:
         note = f"definition-line regex ({language_family(language)} rule; no tree-sitter grammar for {language!r})"
         starts = _regex_definition_starts(lines, language)
+    else:
+        root = parser.parse(text.encode("utf-8")).root_node
+        if root.has_error:
+            note = "definition-line regex: tree-sitter found a syntax error, so the code was cut by line pattern"
+            starts = _regex_definition_starts(lines, language)
+        else:
+            note, starts = f"tree-sitter-{name}", _tree_definition_starts(root, lines)
     cuts = sorted(set(starts) | {0})
     ends = cuts[1:] + [len(lines)]
     return [Function(a, b, starts.get(a, "<module>")) for a, b in zip(cuts, ends)], note
 
 
-def _python_definition_starts(text: str) -> tuple[dict[int, str], bool]:
-    import tree_sitter_python
-    from tree_sitter import Language, Parser
-
-    root = Parser(Language(tree_sitter_python.language())).parse(text.encode("utf-8")).root_node
+def _tree_definition_starts(root, lines: list[str]) -> dict[int, str]:
+    """First row and dotted name of every top-level definition and every member of a class-like one."""
     starts: dict[int, str] = {}
 
     def visit(block, prefix: str) -> None:
-        for node in block.children:
-            definition = node.child_by_field_name("definition") if node.type == "decorated_definition" else node
-            if definition is None or definition.type not in ("function_definition", "class_definition"):
+        for node in block.named_children:
+            definition = node.child_by_field_name(_WRAPPERS[node.type]) if node.type in _WRAPPERS else node
+            if definition is None or not _UNIT.fullmatch(definition.type):
                 continue
             row, above = node.start_point.row, node.prev_named_sibling
-            while above is not None and above.type == "comment" and above.end_point.row == row - 1:
+            while above is not None and "comment" in above.type and above.end_point.row == row - 1:
                 row, above = above.start_point.row, above.prev_named_sibling
-            name = prefix + definition.child_by_field_name("name").text.decode("utf-8", "replace")
-            starts[row] = name
-            if definition.type == "class_definition":
-                visit(definition.child_by_field_name("body"), name + ".")
+            named = definition.child_by_field_name("name")  # C/C++ and impl blocks have none: read it off the line
+            label = named.text.decode("utf-8", "replace") if named is not None else _name_of(lines[definition.start_point.row])
+            starts[row] = prefix + label
+            body = definition.child_by_field_name("body")
+            if body is not None and _CONTAINER.search(definition.type):
+                visit(body, prefix + label + ".")
 
     visit(root, "")
-    return starts, root.has_error
+    return starts
 
 
 def _regex_definition_starts(lines: list[str], language: str) -> dict[int, str]:
@@ -117,11 +125,14 @@ def _regex_definition_starts(lines: list[str], language: str) -> dict[int, str]:
             decorated = True
             continue
         if pattern.match(line):
-            name = _NAME.search(line)
-            name = next((g for g in name.groups() if g), "?") if name else "?"
-            starts[row if not decorated else max(r for r in starts if r < row)] = name
+            starts[row if not decorated else max(r for r in starts if r < row)] = _name_of(line)
         decorated = False
     return starts
+
+
+def _name_of(line: str) -> str:
+    found = _NAME.search(line)
+    return next((g for g in found.groups() if g), "?") if found else "?"
 
 
 def is_structural(line: str, language: str) -> bool:

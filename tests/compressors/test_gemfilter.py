@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragpress.compressors.gemfilter import GemFilter, PromptLayout, filter_layer_index, last_row_logits, select_tokens
+from ragpress.compressors.mlp_chunks import chunked_mlp
 from ragpress.core.models import load_causal_lm
 from ragpress.core.types import Chunk, Context, Document, check_provenance
 from ragpress.generators.base import Generator
@@ -50,6 +51,31 @@ def test_last_row_equals_eager_on_tiny_lm(tiny_lm):
     logits = last_row_logits(tiny_lm.model, ids, layer=2)
     assert logits.shape == (4, 1, ids.shape[1])
     torch.testing.assert_close(torch.softmax(logits, -1)[:, 0], eager_attention(tiny_lm.model, ids, 2)[:, -1], atol=2e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["Llama", "Gemma3"])
+def test_mlp_chunks_give_the_unchunked_first_pass_and_prefill(family):
+    model = tiny_model(family)
+    ids = torch.randint(0, 100, (1, 37), generator=torch.Generator().manual_seed(2))
+    calls = []
+    hooks = [layer.mlp.down_proj.register_forward_hook(lambda *_: calls.append(1)) for layer in model.model.layers]
+    plain = last_row_logits(model, ids, 2, query_rows=3, mlp_chunk=None)
+    assert len(calls) == 2  # layers 0 and 1, one MLP call each
+    calls.clear()
+    chunked = last_row_logits(model, ids, 2, query_rows=3, mlp_chunk=5)
+    assert len(calls) == 2 * 8  # 37 tokens in chunks of 5, in layers 0 and 1 only
+    torch.testing.assert_close(chunked, plain, atol=1e-6, rtol=1e-6)
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        with chunked_mlp(model, 6):
+            assert "forward" in model.model.layers[0].mlp.__dict__
+            full_chunked = model(input_ids=ids).logits
+    torch.testing.assert_close(full_chunked, full, atol=1e-6, rtol=1e-6)
+    assert all("forward" not in layer.mlp.__dict__ for layer in model.model.layers)  # wrappers removed
+    for hook in hooks:
+        hook.remove()
+    with pytest.raises(ValueError, match="chunk_tokens"), chunked_mlp(model, 0):
+        pass
 
 
 def test_selection_is_pooled_head_sum_top_k_in_prompt_order():
@@ -127,7 +153,7 @@ def test_k_covering_the_context_returns_it_unchanged(tiny_lm_path):
     assert context.pieces == tuple(chunks) and context.ratio == 1.0
 
 
-@pytest.mark.parametrize("bad", [dict(k=0), dict(k=-5), dict(pool_kernel=4), dict(filter_depth=1.5), dict(query_rows=0)])
+@pytest.mark.parametrize("bad", [dict(k=0), dict(k=-5), dict(pool_kernel=4), dict(filter_depth=1.5), dict(query_rows=0), dict(mlp_chunk=0)])
 def test_bad_settings_fail_early(bad):
     with pytest.raises(ValueError, match="GemFilter|pool_kernel|filter_depth"):
         GemFilter(**bad)

@@ -93,7 +93,39 @@ def test_split_functions_tiles_the_code_and_falls_back_on_syntax_errors():
     broken, note = split_functions(CODE.replace("def area(radius):", "def area(radius:"))
     assert "syntax error" in note and "area" in [f.name for f in broken]
     js, note = split_functions("function a(x) {\n  return x;\n}\nfunction b() {\n  return 1;\n}\n", "javascript")
-    assert [f.name for f in js] == ["a", "b"] and "c_family" in note
+    assert [f.name for f in js] == ["a", "b"] and note in ("tree-sitter-javascript", "definition-line regex (c_family rule; no tree-sitter grammar for 'javascript')")
+    mumps, note = split_functions("START ; entry\n  WRITE 1\n  QUIT\n", "mumps")
+    assert [f.name for f in mumps] == ["<module>"] and "no tree-sitter grammar for 'mumps'" in note
+
+
+JAVA = """package demo;
+
+// A stack of ints.
+public class Stack {
+    private int[] items = new int[8];
+
+    /** Push one item. */
+    public void push(int x) {
+        items[0] = x;
+    }
+}
+
+interface Shape {
+    double area();
+}
+"""
+
+
+def test_split_functions_parses_other_languages_with_their_grammar():
+    pytest.importorskip("tree_sitter_language_pack")
+    functions, note = split_functions(JAVA, "Java")
+    assert note == "tree-sitter-java"
+    assert [(f.name, f.first) for f in functions] == [("<module>", 0), ("Stack", 2), ("Stack.push", 6), ("Shape", 12), ("Shape.area", 13)]
+    assert functions[-1].last == len(JAVA.split("\n")) and all(a.last == b.first for a, b in zip(functions, functions[1:]))
+    go, note = split_functions("package main\n\n// add adds.\nfunc add(a, b int) int {\n\treturn a + b\n}\n\nfunc (p P) X() int {\n\treturn p.x\n}\n", "go")
+    assert note == "tree-sitter-go" and [(f.name, f.first) for f in go] == [("<module>", 0), ("add", 2), ("X", 7)]
+    broken, note = split_functions(JAVA.replace("push(int x)", "push(int x"), "java")
+    assert "syntax error" in note and len(broken) > 1
 
 
 @pytest.fixture()
@@ -134,6 +166,21 @@ def test_budget_is_never_exceeded(tiny_lm_path, budget, fine_ratio):
         return
     assert context.tokens_after <= budget
     assert context.tokens_after == compressor.count_tokens(context.text)
+
+
+def test_functions_with_too_few_blocks_are_kept_or_dropped_whole(tiny_lm_path):
+    """With a spike threshold no line reaches, every function is one block, fewer than min_lines:
+    the official code keeps such functions whole instead of choosing blocks from them."""
+    compressor = LongCodeZip(model=tiny_lm_path, target_tokens=90, fine_ratio=0.5, min_lines=3, spike_k=1e6, device="cpu")
+    context = compressor.compress_code(CODE, "Complete the push method of Stack.")
+    assert 0 < context.tokens_after <= 90
+    lines = CODE.split("\n")
+    kept = {i for p in context.pieces for i in range(*p.metadata["lines"])}
+    for f in context.metadata["functions"]:
+        body = {i for i in range(*f["lines"]) if lines[i].strip()}
+        assert body <= kept or not body & kept, f["name"]
+    assert any(len([i for i in range(*f["lines"]) if lines[i].strip()]) >= 3 and set(range(*f["lines"])) & kept
+               for f in context.metadata["functions"])  # a function long enough for the fine stage was kept
 
 
 def test_ranking_is_the_approximated_mutual_information_with_the_instruction(tiny_lm_path, tiny_lm):

@@ -11,7 +11,7 @@ def chunks_of(text):
     return [doc], [Chunk.of(doc, 0, len(doc.text) // 2), Chunk.of(doc, len(doc.text) // 2, len(doc.text))]
 
 
-@pytest.mark.parametrize("bad", [dict(k=0), dict(k=-5), dict(pool_kernel=4), dict(filter_depth=1.5), dict(max_new_tokens=0)])
+@pytest.mark.parametrize("bad", [dict(k=0), dict(k=-5), dict(pool_kernel=4), dict(filter_depth=1.5), dict(max_new_tokens=0), dict(mlp_chunk=0)])
 def test_bad_settings_fail_early(bad):
     with pytest.raises(ValueError):
         GemFilterGenerator(**bad)

@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--k", type=int, default=8, help="chunks each retriever returns (default 8)")
     demo.add_argument("--budget", type=int, default=384, help="token budget of the packed context (default 384)")
     commands.add_parser("stages", help="list the stages and the papers they implement")
+    train = commands.add_parser("train", help="train a trainable method").add_subparsers(dest="method", metavar="METHOD", required=True)
+    provence = train.add_parser("provence", help="Provence pruner + reranker from JSONL rows {query, passage, sentence_labels[, sentence_spans, rerank_score]}")
+    provence.add_argument("--data", required=True, help="training JSONL file")
+    provence.add_argument("--out", required=True, help="directory to write config.json + weights.safetensors")
+    provence.add_argument("--base", default="minilm-l6", help="encoder to adapt: alias, HF id or path (default minilm-l6)")
+    for flag, kind, default in (("--epochs", float, 1.0), ("--batch-size", int, 16), ("--lr", float, 2e-4), ("--max-length", int, 256),
+                                ("--lora-r", int, 16), ("--lora-alpha", int, 32), ("--ranking-weight", float, 0.05), ("--seed", int, 0),
+                                ("--max-steps", int, None), ("--device", str, None)):
+        provence.add_argument(flag, type=kind, default=default, help=f"default {default}")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -47,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         from ragpress.demo import QUESTIONS, run_demo
 
         run_demo(tuple(args.questions) or QUESTIONS, k=args.k, budget=args.budget)
+    elif args.command == "train":
+        from ragpress.compressors.provence_train import train_provence
+
+        options = {k: v for k, v in vars(args).items() if k not in ("command", "method", "data", "out")}
+        record = train_provence(args.data, args.out, **options)
+        print(f"trained {record['steps']} steps on {record['windows']} windows: loss {record['first_loss']:.4f} -> {record['final_loss']:.4f}; saved to {args.out}")
     elif args.command == "stages":
         for path, summary in stages():
             print(f"{path}\n    {summary}")

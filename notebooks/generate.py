@@ -409,7 +409,7 @@ for chunk in code_chunks[:12]:
 
 COMPRESSORS = [
     new_markdown_cell(
-        "# Compressors\n\nLongCodeZip on code, GemFilter and EDU selection on an essay with a planted needle; "
+        "# Compressors\n\nLongCodeZip on code; GemFilter, EDU selection and Provence on an essay with a planted needle; "
         "kept text is highlighted, and a chart compares how much each kept."
     ),
     new_code_cell(SETUP + "from IPython.display import HTML, display\n"),
@@ -457,6 +457,24 @@ context = EDUSelectCompressor(budget=128).run(question, chunks)
 ratios["EDU select"] = context.ratio
 print("needle kept:", "Dolores Park" in context.text)
 display(HTML(highlight(context, haystack)))"""
+    ),
+    new_markdown_cell(
+        "## Provence\n\nA trained cross-encoder keeps the sentences that answer the query and scores each chunk "
+        "for reranking in the same pass. The shipped checkpoint is a small one we trained (LoRA on MiniLM, "
+        "constructed questions over Wikipedia), not the paper's model: pass `model=` a released Provence id to use theirs."
+    ),
+    new_code_cell(
+        """\
+from ragpress.chunkers.sentence import SentenceChunker
+from ragpress.compressors.provence import Provence
+from ragpress.compressors.provence_viz import highlight as provence_highlight
+
+paragraphs = SentenceChunker(unit="paragraph", max_tokens=200).run([haystack])
+near_needle = [c for c in paragraphs if c.end > cut - 1500 and c.start < cut + 1500]
+context = Provence(threshold=0.5).run(question, near_needle)
+ratios["Provence"] = context.ratio
+print("needle kept:", "Dolores Park" in context.text)
+display(HTML(provence_highlight(context, near_needle)))"""
     ),
     new_code_cell(
         """\

@@ -40,6 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--k", type=int, default=8, help="chunks each retriever returns (default 8)")
     demo.add_argument("--budget", type=int, default=384, help="token budget of the packed context (default 384)")
     commands.add_parser("stages", help="list the stages and the papers they implement")
+    train = commands.add_parser("train", help="train a method's weights").add_subparsers(dest="method", metavar="METHOD", required=True)
+    compllm = train.add_parser("compllm", help="CompLLM adapters by distillation on offline text (arXiv:2509.19228)")
+    compllm.add_argument("--decoder", default="smollm2-135m", help="decoder LM: HF id, path or alias (default smollm2-135m)")
+    compllm.add_argument("--out", required=True, help="checkpoint directory to write (adapters.safetensors + config.json)")
+    compllm.add_argument("--corpus", help="a corpus .jsonl.gz from compllm_train.save_corpus (default: collect the offline text)")
+    compllm.add_argument("--steps", type=int, default=1000)
+    compllm.add_argument("--batch-size", type=int, default=32)
+    compllm.add_argument("--lr", type=float, default=5e-4)
+    compllm.add_argument("--rate", type=float, default=2.0, help="token embeddings per concept embedding (paper: 2)")
+    compllm.add_argument("--max-seconds", type=float, help="stop after this many seconds of training")
+    compllm.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -47,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         from ragpress.demo import QUESTIONS, run_demo
 
         run_demo(tuple(args.questions) or QUESTIONS, k=args.k, budget=args.budget)
+    elif args.command == "train":
+        from ragpress.compressors.compllm_train import TrainSettings, train
+
+        settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, rate=args.rate, max_seconds=args.max_seconds)
+        result = train(args.decoder, args.out, settings, corpus=args.corpus, device=args.device)
+        print(f"saved {args.out} after {result['steps_done']} steps in {result['seconds']} s; last 50 steps: {result['final']}")
     elif args.command == "stages":
         for path, summary in stages():
             print(f"{path}\n    {summary}")

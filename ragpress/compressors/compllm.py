@@ -92,7 +92,7 @@ class CompLLMEncoder(torch.nn.Module):
         hidden = self.lm.config.get_text_config().hidden_size
         self.proj = torch.nn.Linear(hidden, hidden, device=self.lm.device, dtype=torch.float32)
         with torch.no_grad():  # CEs start at the scale of the decoder's token embeddings
-            scale = self.lm.get_input_embeddings().weight.float().pow(2).mean().sqrt()
+            scale = float(self.lm.get_input_embeddings().weight.float().pow(2).mean().sqrt())
             generator = torch.Generator().manual_seed(seed)
             self.proj.weight.copy_(torch.randn(hidden, hidden, generator=generator) * scale / math.sqrt(hidden))
             self.proj.bias.zero_()

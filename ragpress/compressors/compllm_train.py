@@ -271,22 +271,27 @@ def build_encoder(lm: CausalLM, settings: TrainSettings) -> CompLLMEncoder:
 
 
 def train_steps(distiller: Distiller, windows: Windows, settings: TrainSettings) -> Iterator[dict[str, float]]:
-    """AdamW on the adapters with linear warm-up and cosine decay; yields each step's numbers."""
+    """AdamW on the adapters with linear warm-up and cosine decay over ``steps`` or ``max_seconds``,
+    whichever runs out first; yields each step's numbers."""
     params = [p for p in distiller.encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / settings.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, settings.steps) / settings.steps))
-    )
     rng = np.random.default_rng(settings.seed)
     distiller.encoder.train()
+    started = time.perf_counter()
     for step in range(settings.steps):
+        progress = step / settings.steps
+        if settings.max_seconds:
+            progress = max(progress, (time.perf_counter() - started) / settings.max_seconds)
+        if progress >= 1:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr * min(1.0, (step + 1) / settings.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
         loss, stats = distiller.loss(windows.sample(settings.batch_size, rng))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        schedule.step()
-        yield {"step": step + 1, **stats}
+        yield {"step": step + 1, "lr": optimizer.param_groups[0]["lr"], **stats}
     distiller.encoder.eval()
 
 
@@ -307,8 +312,6 @@ def train(decoder: str, out: str | Path, settings: TrainSettings = TrainSettings
             means = {k: sum(r[k] for r in recent) / len(recent) for k in ("distill", "student_nll", "teacher_nll")}
             print(f"step {stats['step']:>5}  distill {means['distill']:.4f}  answer NLL student {means['student_nll']:.3f} "
                   f"teacher {means['teacher_nll']:.3f}  {time.perf_counter() - started:.0f}s", flush=True)
-        if settings.max_seconds and time.perf_counter() - started > settings.max_seconds:
-            break
     sources = sorted({d["source"] for d in train_docs})
     info = {
         "data": {s: sum(1 for d in train_docs if d["source"] == s) for s in sources},

@@ -17,6 +17,7 @@ is the same model with a rank-8 LoRA on every linear layer plus the linear layer
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -101,10 +102,10 @@ def main() -> None:
     rows = []
     for n in args.lengths:
         ids, texts, segments = case(n)
-        full_t, full_mem, (_, full_kv) = timed(lambda: run(ids, None, None, False), device, args.repeats)
-        unc_t, unc_mem, (_, unc_kv, unc_calls, ces) = timed(lambda: run(ids, texts, segments, True), device, args.repeats)
+        full_t, full_mem, (_, full_kv) = timed(functools.partial(run, ids, None, None, False), device, args.repeats)
+        unc_t, unc_mem, (_, unc_kv, unc_calls, ces) = timed(functools.partial(run, ids, texts, segments, True), device, args.repeats)
         hits = cache.hits
-        hit_t, hit_mem, (_, hit_kv, hit_calls, _) = timed(lambda: run(ids, texts, segments, False), device, args.repeats)
+        hit_t, hit_mem, (*_, hit_calls, _) = timed(functools.partial(run, ids, texts, segments, False), device, args.repeats)
         assert hit_calls == 0 and cache.hits - hits == args.repeats * len(segments), "cached runs must encode nothing"
         row = dict(tokens=n, segments=len(segments), concepts=ces, encoder_calls=unc_calls,
                    full_s=statistics.median(full_t), uncached_s=statistics.median(unc_t), cached_s=statistics.median(hit_t),
@@ -114,7 +115,6 @@ def main() -> None:
         print(f"{n:>7} tokens: full {row['full_s']:.3f}s | CompLLM uncached {row['uncached_s']:.3f}s ({unc_calls} encoder calls "
               f"for {len(segments)} segments) | cached {row['cached_s']:.3f}s | KV {row['full_kv_gib']:.2f} -> {row['compllm_kv_gib']:.2f} GiB",
               flush=True)
-        del ids, texts, segments
         cache.clear()
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "compllm_gpu.json"), "w") as f:

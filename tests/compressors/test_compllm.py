@@ -1,9 +1,9 @@
 """CompLLM: segment-wise concept embeddings, the segment cache, training, and bad input."""
 
 import math
+import pydoc_data.topics
 
 import numpy as np
-import pydoc_data.topics
 import pytest
 import torch
 

@@ -49,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
                                 ("--lora-r", int, 16), ("--lora-alpha", int, 32), ("--ranking-weight", float, 0.05), ("--seed", int, 0),
                                 ("--max-steps", int, None), ("--device", str, None)):
         provence.add_argument(flag, type=kind, default=default, help=f"default {default}")
+    compllm = train.add_parser("compllm", help="CompLLM adapters by distillation on offline text (arXiv:2509.19228)")
+    compllm.add_argument("--decoder", default="smollm2-135m", help="decoder LM: HF id, path or alias (default smollm2-135m)")
+    compllm.add_argument("--out", required=True, help="checkpoint directory to write (adapters.safetensors + config.json)")
+    compllm.add_argument("--corpus", help="a corpus .jsonl.gz from compllm_train.save_corpus (default: collect the offline text)")
+    compllm.add_argument("--steps", type=int, default=1000)
+    compllm.add_argument("--batch-size", type=int, default=32)
+    compllm.add_argument("--lr", type=float, default=5e-4)
+    compllm.add_argument("--rate", type=float, default=2.0, help="token embeddings per concept embedding (paper: 2)")
+    compllm.add_argument("--max-seconds", type=float, help="stop after this many seconds of training")
+    compllm.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -56,12 +66,18 @@ def main(argv: list[str] | None = None) -> int:
         from ragpress.demo import QUESTIONS, run_demo
 
         run_demo(tuple(args.questions) or QUESTIONS, k=args.k, budget=args.budget)
-    elif args.command == "train":
+    elif args.command == "train" and args.method == "provence":
         from ragpress.compressors.provence_train import train_provence
 
         options = {k: v for k, v in vars(args).items() if k not in ("command", "method", "data", "out")}
         record = train_provence(args.data, args.out, **options)
         print(f"trained {record['steps']} steps on {record['windows']} windows: loss {record['first_loss']:.4f} -> {record['final_loss']:.4f}; saved to {args.out}")
+    elif args.command == "train" and args.method == "compllm":
+        from ragpress.compressors.compllm_train import TrainSettings, train
+
+        settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, rate=args.rate, max_seconds=args.max_seconds)
+        result = train(args.decoder, args.out, settings, corpus=args.corpus, device=args.device)
+        print(f"saved {args.out} after {result['steps_done']} steps in {result['seconds']} s; last 50 steps: {result['final']}")
     elif args.command == "stages":
         for path, summary in stages():
             print(f"{path}\n    {summary}")

@@ -300,13 +300,9 @@ class CausalLM:
         """The decoder's input embeddings of ``input_ids`` (what soft compressors replace)."""
         return self.model.get_input_embeddings()(input_ids.to(self.device))
 
-    @torch.inference_mode()
-    def chat_embeds(self, messages: list[dict[str, str]], marker: str, soft: torch.Tensor) -> torch.Tensor:
-        """Input embeddings ``[1, n, hidden]`` of ``messages`` under the chat template, with the
-        text ``marker`` (which must occur once) replaced by the ``[m, hidden]`` rows of ``soft``."""
-        hidden = self.model.config.get_text_config().hidden_size
-        if soft.ndim != 2 or soft.shape[1] != hidden:
-            raise ValueError(f"Soft embeddings must have shape [n, {hidden}] for {self.name!r}, got {tuple(soft.shape)}.")
+    def chat_split(self, messages: list[dict[str, str]], marker: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids of the chat prompt before and after the text ``marker`` (which must occur once):
+        where soft rows go. Trainers of soft compressors build their inputs from these."""
         if self.tokenizer.chat_template is None:
             text, special = self._plain_chat(messages), True
         else:
@@ -315,7 +311,16 @@ class CausalLM:
             raise ValueError(f"The prompt must hold the soft-context marker {marker!r} exactly once.")
         before, after = text.split(marker)
         head = torch.tensor(self.encode(before, special_tokens=special), dtype=torch.long)
-        tail = torch.tensor(self.encode(after), dtype=torch.long)
+        return head, torch.tensor(self.encode(after), dtype=torch.long)
+
+    @torch.inference_mode()
+    def chat_embeds(self, messages: list[dict[str, str]], marker: str, soft: torch.Tensor) -> torch.Tensor:
+        """Input embeddings ``[1, n, hidden]`` of ``messages`` under the chat template, with the
+        text ``marker`` (which must occur once) replaced by the ``[m, hidden]`` rows of ``soft``."""
+        hidden = self.model.config.get_text_config().hidden_size
+        if soft.ndim != 2 or soft.shape[1] != hidden:
+            raise ValueError(f"Soft embeddings must have shape [n, {hidden}] for {self.name!r}, got {tuple(soft.shape)}.")
+        head, tail = self.chat_split(messages, marker)
         parts = [self.embed(head), soft.to(self.device, self.model.dtype), self.embed(tail)]
         return torch.cat(parts)[None]
 

@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--k", type=int, default=8, help="chunks each retriever returns (default 8)")
     demo.add_argument("--budget", type=int, default=384, help="token budget of the packed context (default 384)")
     commands.add_parser("stages", help="list the stages and the papers they implement")
+    train = commands.add_parser("train", help="train a soft compressor's checkpoint")
+    methods = train.add_subparsers(dest="method", metavar="METHOD", required=True)
+    from ragpress.compressors import arc_train
+
+    arc_train.add_cli(methods)
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -47,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         from ragpress.demo import QUESTIONS, run_demo
 
         run_demo(tuple(args.questions) or QUESTIONS, k=args.k, budget=args.budget)
+    elif args.command == "train":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        {"arc": arc_train.run_cli}[args.method](args)
     elif args.command == "stages":
         for path, summary in stages():
             print(f"{path}\n    {summary}")

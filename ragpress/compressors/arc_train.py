@@ -191,8 +191,11 @@ def train(
         stage_start, steps, step = time.perf_counter(), None, 0
         bar = tqdm(desc=f"ARC {stage}", unit="step")
         while steps is None or step < steps:
-            if steps is None and step == 10:  # fix the schedule from the measured step time
-                steps = max(20, int(budget / ((time.perf_counter() - stage_start) / 10)))
+            if step == 5:
+                warmed = time.perf_counter()
+            if steps is None and step == 15:  # fix the schedule from the step time measured after warm-up
+                now = time.perf_counter()
+                steps = max(20, 15 + int((budget - (now - stage_start)) / ((now - warmed) / 10)))
                 bar.total = steps
             warm = max(5, (steps or 200) // 20)
             scale = min(1.0, (step + 1) / warm) if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, (steps or 200) - warm)))
@@ -211,6 +214,8 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.3f}")
             step += 1
         bar.close()
+        curve = history[stage]
+        print(f"ARC {stage}: {step} steps in {time.perf_counter() - stage_start:.0f} s, loss {sum(curve[:20]) / 20:.3f} (first 20) -> {sum(curve[-20:]) / 20:.3f} (last 20)", flush=True)
     model.config["trained_factors"] = sorted(set(model.config["trained_factors"]) | {4, 8})
     model.config["training"] = {
         "decoders": decoders, "seconds": round(time.perf_counter() - started, 1), "batch_size": batch_size, "max_tokens": max_tokens,

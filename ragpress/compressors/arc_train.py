@@ -84,7 +84,9 @@ def load_corpus(path: str | None) -> list[dict[str, str]]:
 def decoder_nll(lm: CausalLM, prefixes: list[list[torch.Tensor]], targets: list[list[int]]) -> torch.Tensor:
     """Summed next-token NLL of each target given its prefix (a list of input-embedding pieces),
     one right-padded batch through the frozen decoder; logits only at target positions."""
-    rows = [torch.cat([*parts, lm.embed(torch.tensor(t))]) for parts, t in zip(prefixes, targets)]
+    if not all(targets):
+        raise ValueError("Every target needs at least one token.")
+    rows = [torch.cat([*(p.to(lm.device, lm.model.dtype) for p in parts), lm.embed(torch.tensor(t, dtype=torch.long))]) for parts, t in zip(prefixes, targets)]
     width = max(len(r) for r in rows)
     embeds = torch.zeros(len(rows), width, rows[0].shape[1], device=lm.device, dtype=lm.model.dtype)
     mask = torch.zeros(len(rows), width, dtype=torch.long, device=lm.device)
@@ -109,13 +111,13 @@ class Batches:
         self.tokenizer = load_tokenizer(encoder)
         self.docs = [(d, self.tokenizer(d["text"], add_special_tokens=False)["input_ids"]) for d in docs if d["split"] == "train"]
         self.wiki = [(d, ids) for d, ids in self.docs if d["source"] == "wikipedia"]
-        self.weights = [len(ids) for _, ids in self.docs]
         self.rng = random.Random(seed)
 
     def windows(self, size: int, after: int, count: int) -> list[tuple[list[int], list[int]]]:
         """``count`` pairs (``size`` tokens to compress, up to ``after`` tokens that follow)."""
         out = []
-        for _, ids in self.rng.choices(self.docs, self.weights, k=count):
+        long_enough = [(d, ids) for d, ids in self.docs if len(ids) > size + after]
+        for _, ids in self.rng.choices(long_enough, [len(ids) for _, ids in long_enough], k=count):
             start = self.rng.randrange(max(1, len(ids) - size - after))
             out.append((ids[start : start + size], ids[start + size : start + size + after]))
         return out

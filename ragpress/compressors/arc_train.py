@@ -136,7 +136,7 @@ def step_loss(model: ArcModel, lm: CausalLM, decoder: str, batches: Batches, sta
     decode = batches.tokenizer.decode
     bos = [lm.tokenizer.bos_token_id] if lm.tokenizer.bos_token_id is not None else []
     task = REC if stage == "pretrain" and rng.random() < 0.2 else CONT
-    if stage == "finetune" and rng.random() < 0.25:
+    if stage == "finetune" and batches.wiki and rng.random() < 0.25:
         pairs = [(ids[:size], d["title"]) for d, ids in rng.choices(batches.wiki, k=count)]
         question, answers = TITLE, [title for _, title in pairs]
         contexts = [ids for ids, _ in pairs]

@@ -182,3 +182,20 @@ def test_shipped_checkpoint_lowers_the_loss_of_a_held_out_continuation():
     with torch.inference_mode():
         arc_nll, none_nll = (decoder_nll(lm, prefixes[k], targets).sum().item() for k in ("arc", "none"))
     assert arc_nll < none_nll
+
+
+def test_train_command_writes_a_checkpoint_the_compressor_loads(tiny_lm_path, tmp_path):
+    import json
+
+    from ragpress.cli import main
+
+    text = " ".join(f"Sentence {i} of a Wikipedia article about the abacus, a counting frame." for i in range(60))
+    docs = [{"source": "wikipedia", "title": "Abacus", "text": text, "split": "train"}, {"source": "essay", "title": "e", "text": text, "split": "held-out"}]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(map(json.dumps, docs)))
+    out = tmp_path / "arc"
+    main(["train", "arc", "--decoder", tiny_lm_path, "--encoder", tiny_lm_path, "--out", str(out), "--corpus", str(corpus), "--seconds", "0.1", "--batch-size", "1"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["steps"] == {"pretrain": 20, "finetune": 20} and config["training"]["train_documents"] == 1
+    context = ArcEncoder(decoder=tiny_lm_path, checkpoint=str(out), factor=8, device="cpu").run("q", [chunk("A short text to compress.")])
+    assert context.embeddings.shape[1] == 32

@@ -199,3 +199,15 @@ def test_train_command_writes_a_checkpoint_the_compressor_loads(tiny_lm_path, tm
     assert config["training"]["steps"] == {"pretrain": 20, "finetune": 20} and config["training"]["train_documents"] == 1
     context = ArcEncoder(decoder=tiny_lm_path, checkpoint=str(out), factor=8, device="cpu").run("q", [chunk("A short text to compress.")])
     assert context.embeddings.shape[1] == 32
+
+
+def test_pictures_show_the_groups_and_the_losses(tiny_lm_path):
+    from ragpress.compressors.arc_encoder_viz import pooling_html, quality_figure
+
+    text = "Pooling merges the queries of consecutive tokens. " * 4
+    tokens = len(load_causal_lm(tiny_lm_path, "cpu").encode(text))
+    page = pooling_html(text, factor=4, tokenizer=tiny_lm_path, max_tokens=16)
+    rows = sum(math.ceil(min(16, tokens - i) / 4) for i in range(0, tokens, 16))
+    assert page.count("<span") == rows and f"{tokens} tokens -> {rows} soft rows" in page
+    figure = quality_figure({"lm": {"full": 3.0, "arc4": 3.7, "none": 4.0}, "chat": {"full": 3.8, "arc4": 4.3, "none": 4.4}})
+    assert len(figure.axes[0].patches) == 6

@@ -24,13 +24,13 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import torch  # noqa: E402
+import torch
 
-from ragpress.compressors.arc_encoder import ArcEncoder  # noqa: E402
-from ragpress.compressors.arc_train import CONTINUE, TITLE, chat_parts, decoder_nll, load_corpus  # noqa: E402
-from ragpress.core.models import load_causal_lm  # noqa: E402
-from ragpress.core.types import Chunk, Context, Document  # noqa: E402
-from ragpress.generators.transformers_lm import TransformersGenerator  # noqa: E402
+from ragpress.compressors.arc_encoder import ArcEncoder
+from ragpress.compressors.arc_train import CONTINUE, TITLE, chat_parts, decoder_nll, load_corpus
+from ragpress.core.models import load_causal_lm
+from ragpress.core.types import Chunk, Context, Document
+from ragpress.generators.transformers_lm import TransformersGenerator
 
 
 def windows(docs, tokenizer, context: int, after: int, limit: int):
@@ -114,7 +114,7 @@ def main() -> None:
     results["title"] = titles(lm, arcs, wiki, lm.tokenizer, args.titles)
     print(f"\nARC-Encoder quality, {args.checkpoint} -> {args.decoder} on {lm.device}; {len(pairs)} held-out windows "
           f"(256 context + 64 continuation tokens), {min(args.titles, len(wiki))} held-out articles; {time.perf_counter() - started:.0f} s")
-    print(f"| context | rows | LM NLL | LM ppl | chat NLL | title NLL | title acc |")
+    print("| context | rows | LM NLL | LM ppl | chat NLL | title NLL | title acc |")
     print("|---|---|---|---|---|---|---|")
     for name in ("full", *arcs, "none"):
         rows = {"full": "256", "none": "0"}.get(name) or f"{math.ceil(256 / int(name[3:])) + 1}"

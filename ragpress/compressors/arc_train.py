@@ -52,8 +52,8 @@ def offline_corpus() -> list[dict[str, str]]:
         from gensim.test.utils import datapath
     except ImportError as error:
         raise ImportError("The ARC training corpus uses gensim's test data: pip install gensim") from error
-    pages = extract_pages(bz2.open(datapath("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")))
-    articles = [(title, re.sub(r"'{2,}|={2,}", "", filter_wiki(text))) for title, text, _ in pages]
+    with bz2.open(datapath("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")) as dump:
+        articles = [(title, re.sub(r"'{2,}|={2,}", "", filter_wiki(text))) for title, text, _ in extract_pages(dump)]
     for i, (title, text) in enumerate(a for a in articles if len(a[1]) > 2000):
         docs.append({"source": "wikipedia", "title": title, "text": re.sub(r"\n{3,}", "\n\n", text).strip(), "split": "held-out" if i % 5 == 4 else "train"})
     for line in Path(datapath("lee_background.cor")).read_text(errors="ignore").splitlines():

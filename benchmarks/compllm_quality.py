@@ -21,7 +21,8 @@ import time
 import torch
 
 from ragpress.compressors.compllm import CompLLM
-from ragpress.compressors.compllm_train import CONTINUE, Windows, answer_pass, answer_scores, load_corpus, prompt_parts
+from ragpress.generators.transformers_lm import soft_prompt_ids
+from ragpress.compressors.compllm_train import CONTINUE, Windows, answer_pass, answer_scores, load_corpus
 from ragpress.core.models import load_causal_lm
 from ragpress.core.types import Chunk, Document
 
@@ -51,7 +52,7 @@ def main() -> None:
     lm = load_causal_lm(args.decoder)
     docs = [d for d in load_corpus(args.corpus) if d["split"] == "heldout"]
     windows = Windows(docs, lm.tokenizer, (args.context, args.context), args.answer).spread(args.limit)
-    head, tail = prompt_parts(lm)
+    head, tail = soft_prompt_ids(lm, CONTINUE)
     stages = {
         "CompLLM 2x": CompLLM(decoder=args.decoder, checkpoint=args.checkpoint),
         "CompLLM 2x, untrained adapters": CompLLM(decoder=args.decoder, checkpoint="untrained"),

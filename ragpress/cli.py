@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     compllm.add_argument("--rate", type=float, default=2.0, help="token embeddings per concept embedding (paper: 2)")
     compllm.add_argument("--max-seconds", type=float, help="stop after this many seconds of training")
     compllm.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    from ragpress.compressors import arc_train
+
+    arc_train.add_cli(train)
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, rate=args.rate, max_seconds=args.max_seconds)
         result = train(args.decoder, args.out, settings, corpus=args.corpus, device=args.device)
         print(f"saved {args.out} after {result['steps_done']} steps in {result['seconds']} s; last 50 steps: {result['final']}")
+    elif args.command == "train" and args.method == "arc":
+        arc_train.run_cli(args)
     elif args.command == "stages":
         for path, summary in stages():
             print(f"{path}\n    {summary}")

@@ -46,9 +46,7 @@ from ragpress.compressors.compllm import (
     split_segments,
 )
 from ragpress.core.models import CausalLM, load_causal_lm
-from ragpress.core.types import Context
-from ragpress.generators.base import SOFT_CONTEXT
-from ragpress.generators.transformers_lm import TransformersGenerator
+from ragpress.generators.transformers_lm import soft_prompt_ids
 
 CONTINUE = "Continue the text of the sources from where it stops."
 HELD_APART = 10  # one document in 10 (by name hash) is never trained on
@@ -161,12 +159,6 @@ class Windows:
 
 
 # ---------------------------------------------------------------- decoder passes
-def prompt_parts(lm: CausalLM, question: str = CONTINUE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids before and after the soft context in the generator's own prompt for ``question``."""
-    messages = TransformersGenerator(model=lm.name).messages(Context(query=question, embeddings=torch.empty(0)))
-    return lm.chat_parts(messages, SOFT_CONTEXT)
-
-
 def answer_pass(
     model: Any, head: torch.Tensor, tail: torch.Tensor, contexts: Sequence[torch.Tensor], answers: torch.Tensor, states: bool
 ) -> tuple[list[torch.Tensor] | None, torch.Tensor]:
@@ -215,7 +207,7 @@ class Distiller:
 
     def __init__(self, lm: CausalLM, encoder: CompLLMEncoder, segment_tokens: int):
         self.lm, self.encoder, self.segment_tokens = lm, encoder, segment_tokens
-        self.head, self.tail = prompt_parts(lm)
+        self.head, self.tail = soft_prompt_ids(lm, CONTINUE)
 
     def token_embeddings(self, windows: Sequence[Window]) -> list[torch.Tensor]:
         embed = self.encoder.lm.get_input_embeddings()

@@ -300,8 +300,9 @@ class CausalLM:
         """The decoder's input embeddings of ``input_ids`` (what soft compressors replace)."""
         return self.model.get_input_embeddings()(input_ids.to(self.device))
 
-    def chat_parts(self, messages: list[dict[str, str]], marker: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids of the chat prompt before and after the text ``marker`` (which must occur once)."""
+    def chat_split(self, messages: list[dict[str, str]], marker: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids of the chat prompt before and after the text ``marker`` (which must occur once):
+        where soft rows go. Trainers of soft compressors build their inputs from these."""
         if self.tokenizer.chat_template is None:
             text, special = self._plain_chat(messages), True
         else:
@@ -319,7 +320,7 @@ class CausalLM:
         hidden = self.model.config.get_text_config().hidden_size
         if soft.ndim != 2 or soft.shape[1] != hidden:
             raise ValueError(f"Soft embeddings must have shape [n, {hidden}] for {self.name!r}, got {tuple(soft.shape)}.")
-        head, tail = self.chat_parts(messages, marker)
+        head, tail = self.chat_split(messages, marker)
         parts = [self.embed(head), soft.to(self.device, self.model.dtype), self.embed(tail)]
         return torch.cat(parts)[None]
 

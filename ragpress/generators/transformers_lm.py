@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from ragpress.core.models import load_causal_lm
+import torch
+
+from ragpress.core.models import CausalLM, load_causal_lm
 from ragpress.core.types import Answer, Context
 from ragpress.generators.base import SOFT_CONTEXT, Generator
 
@@ -63,3 +65,10 @@ class TransformersGenerator(Generator):
                 f"TransformersGenerator(model={decoder!r})."
             )
         return lm, lm.chat_embeds(messages, SOFT_CONTEXT, context.embeddings)
+
+
+def soft_prompt_ids(lm: CausalLM, question: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids before and after the soft context in the prompt :class:`TransformersGenerator` builds
+    for ``question``: trainers of soft compressors train on the very prompt the generator will use."""
+    messages = TransformersGenerator(model=lm.name).messages(Context(query=question, embeddings=torch.empty(0)))
+    return lm.chat_split(messages, SOFT_CONTEXT)

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from ragpress.compressors.gemfilter import GemFilter, PromptLayout, filter_layer_index, last_row_logits, select_tokens
 from ragpress.compressors.mlp_chunks import chunked_mlp
-from ragpress.core.models import load_causal_lm
 from ragpress.core.types import Chunk, Context, Document, check_provenance
 from ragpress.generators.base import Generator
 

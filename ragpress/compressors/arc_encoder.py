@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ragpress.compressors.base import Compressor
+from ragpress.compressors.soft_cache import SegmentCache, config_hash, tensors_hash
 from ragpress.core.models import load_tokenizer, resolve_device, resolve_name
 from ragpress.core.types import Chunk, Context
 
@@ -220,7 +221,11 @@ class ArcEncoder(Compressor):
 
     ``checkpoint`` is a bundled name or a directory from ``ragpress train arc``; its config names the
     encoder (``encoder`` may restate it and must then agree). Chunks longer than ``max_tokens`` are cut
-    into windows compressed in parallel, as in the paper's long-context setting (§4.3)."""
+    into windows compressed in parallel, as in the paper's long-context setting (§4.3).
+
+    A chunk's rows depend only on its text, so they are cached by content (:class:`SegmentCache`);
+    ``cache`` names a safetensors file to load them from (refused when it was made for another
+    decoder, encoder checkpoint, factor or window) and :meth:`save_cache` writes to."""
 
     decoder: str = "smollm2-135m"
     encoder: str = ""
@@ -229,8 +234,10 @@ class ArcEncoder(Compressor):
     max_tokens: int = 256
     batch_size: int = 16
     device: str | None = None
+    cache: str | None = None
 
     def __post_init__(self):
+        self._cache: SegmentCache | None = None
         if not isinstance(self.factor, int) or self.factor < 1:
             raise ValueError(f"factor (the pooling factor) must be an integer of at least 1, got {self.factor!r}; the paper uses 4 or 8.")
         if self.max_tokens < self.factor:
@@ -246,25 +253,62 @@ class ArcEncoder(Compressor):
         model.projector_key(self.decoder)
         return model
 
+    def identity(self) -> dict[str, str]:
+        """What a chunk's rows depend on (see :class:`SegmentCache`)."""
+        from transformers import AutoConfig
+
+        model = self.model()
+        return {
+            "compressor": f"{type(self).__module__}.{type(self).__qualname__}",
+            "decoder": self.decoder,
+            "decoder_config": config_hash(AutoConfig.from_pretrained(resolve_name(self.decoder))),
+            "encoder": model.config["encoder"],
+            "checkpoint": tensors_hash(model.trainable_state()),
+            "factor": str(self.factor),
+            "max_tokens": str(self.max_tokens),
+        }
+
+    @property
+    def segment_cache(self) -> SegmentCache:
+        if self._cache is None:
+            identity = self.identity()
+            exists = self.cache is not None and Path(self.cache).exists()
+            self._cache = SegmentCache.load(self.cache, identity) if exists else SegmentCache(identity)
+        return self._cache
+
+    def save_cache(self, path: str | None = None) -> Path:
+        target = path or self.cache
+        if target is None:
+            raise ValueError("Where should the cache go? Pass a path or set ArcEncoder(cache='chunks.safetensors').")
+        return self.segment_cache.save(target)
+
     @torch.inference_mode()
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
-        model = self.model()
+        model, cache = self.model(), self.segment_cache
         tokenizer = load_tokenizer(model.config["encoder"])
-        windows = []
-        for chunk in chunks:
-            ids = tokenizer(chunk.text, add_special_tokens=False)["input_ids"]
-            windows.extend(ids[i : i + self.max_tokens] for i in range(0, len(ids), self.max_tokens))
-        if not windows:
+        texts = [chunk.text for chunk in chunks if chunk.text]
+        if not texts:
             raise ValueError("ARC-Encoder got only empty chunks: nothing to compress.")
-        rows = []
+        hits = cache.hits
+        found = {text: cache.get(text) for text in dict.fromkeys(texts)}  # each distinct text looked up once
+        windows, owner = [], []
+        for text in (t for t, rows in found.items() if rows is None):
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            spans = range(0, len(ids), self.max_tokens)
+            windows.extend(ids[i : i + self.max_tokens] for i in spans)
+            owner.extend([text] * len(spans))
+        parts: dict[str, list[torch.Tensor]] = {}
         for i in range(0, len(windows), self.batch_size):
-            for pooled in model.encode(windows[i : i + self.batch_size], self.factor):
-                rows.append(model.project(pooled, self.decoder))
-        soft = torch.cat(rows).float().cpu()
+            for text, pooled in zip(owner[i : i + self.batch_size], model.encode(windows[i : i + self.batch_size], self.factor)):
+                parts.setdefault(text, []).append(model.project(pooled, self.decoder).float().cpu())
+        for text, rows in parts.items():
+            found[text] = torch.cat(rows)
+            cache.put(text, found[text])
+        soft = torch.cat([found[text] for text in texts])
         decoder_tokens = load_tokenizer(self.decoder)
-        before = sum(len(decoder_tokens(c.text, add_special_tokens=False)["input_ids"]) for c in chunks)  # §4.2: PF in decoder tokens
-        metadata = {"decoder": self.decoder, "factor": self.factor, "windows": len(windows), "checkpoint": self.checkpoint}
+        before = sum(len(decoder_tokens(t, add_special_tokens=False)["input_ids"]) for t in texts)  # §4.2: PF in decoder tokens
+        metadata = {"decoder": self.decoder, "factor": self.factor, "windows_encoded": len(windows), "cache_hits": cache.hits - hits,
+                    "checkpoint": self.checkpoint}
         return Context(query, embeddings=soft, tokens_before=before, tokens_after=soft.shape[0], metadata=metadata)
-
 
 _MODELS: dict[tuple[str, str], ArcModel] = {}

@@ -64,7 +64,21 @@ def test_rows_are_ceil_tokens_over_factor_plus_cont_in_decoder_space(checkpoint,
         assert context.tokens_before == tokens and context.metadata["decoder"] == tiny_lm_path
     windows = ArcEncoder(decoder=tiny_lm_path, checkpoint=checkpoint, factor=4, max_tokens=16, device="cpu").run("q", [chunk(text)])
     sizes = [min(16, tokens - i) for i in range(0, tokens, 16)]
-    assert windows.metadata["windows"] == len(sizes) and len(windows.embeddings) == sum(math.ceil(s / 4) + 1 for s in sizes)
+    assert windows.metadata["windows_encoded"] == len(sizes) and len(windows.embeddings) == sum(math.ceil(s / 4) + 1 for s in sizes)
+
+
+def test_chunks_seen_before_come_from_the_cache_and_the_cache_round_trips_safely(checkpoint, tiny_lm_path, tmp_path):
+    texts = ["The with statement calls __exit__.", "A for loop may have an else clause.", "Generators yield values lazily."]
+    arc = ArcEncoder(decoder=tiny_lm_path, checkpoint=checkpoint, device="cpu")
+    first = arc.run("q", [chunk(t) for t in texts[:2]])
+    second = arc.run("q", [chunk(t) for t in texts])  # two seen, one new
+    assert first.metadata["windows_encoded"] == 2 and second.metadata["windows_encoded"] == 1 and second.metadata["cache_hits"] == 2
+    assert torch.equal(second.embeddings[: len(first.embeddings)], first.embeddings)
+    path = arc.save_cache(tmp_path / "arc.safetensors")
+    reloaded = ArcEncoder(decoder=tiny_lm_path, checkpoint=checkpoint, device="cpu", cache=str(path)).run("q", [chunk(t) for t in texts])
+    assert reloaded.metadata["windows_encoded"] == 0 and torch.equal(reloaded.embeddings, second.embeddings)
+    with pytest.raises(ValueError, match="factor: '4' in the cache, '8' now"):
+        ArcEncoder(decoder=tiny_lm_path, checkpoint=checkpoint, device="cpu", factor=8, cache=str(path)).run("q", [chunk(texts[0])])
 
 
 def test_padding_does_not_change_a_sequence(checkpoint):

@@ -476,6 +476,34 @@ ratios["Provence"] = context.ratio
 print("needle kept:", "Dolores Park" in context.text)
 display(HTML(provence_highlight(context, near_needle)))"""
     ),
+    new_markdown_cell(
+        "## Soft compression: CompLLM and ARC-Encoder\n\nBoth turn text into fewer embedding rows that the frozen "
+        "decoder reads in place of the tokens; the generator splices them into its prompt. The shipped checkpoints "
+        "are small ones we trained briefly for SmolLM2-135M (see benchmarks/RESULTS.md): expect the gist, not the needle. "
+        "A chunk seen again comes from the segment cache."
+    ),
+    new_code_cell(
+        """\
+from ragpress import Context
+from ragpress.compressors.arc_encoder import ArcEncoder
+from ragpress.compressors.compllm import CompLLM
+from ragpress.generators.transformers_lm import TransformersGenerator
+
+generator = TransformersGenerator(model="smollm2-135m", max_new_tokens=24)
+needle_chunks = [c for c in paragraphs if "Dolores Park" in c.text]
+compllm, arc = CompLLM(), ArcEncoder(factor=4)
+contexts = {
+    "full text": Context(question, pieces=tuple(needle_chunks)),
+    "CompLLM 2x": compllm.run(question, needle_chunks),
+    "ARC 4x": arc.run(question, needle_chunks),
+    "no context": Context(question),
+}
+for name, context in contexts.items():
+    answer = generator.run(context)
+    print(f"{name:<11} {answer.prompt_tokens:>4} prompt positions: {answer.text!r}")
+ratios["CompLLM"], ratios["ARC 4x"] = contexts["CompLLM 2x"].ratio, contexts["ARC 4x"].ratio
+print("CompLLM again, from the cache:", compllm.run(question, needle_chunks).metadata["cache_hits"], "segments")"""
+    ),
     new_code_cell(
         """\
 figure, ax = plt.subplots(figsize=(5, 2.5))

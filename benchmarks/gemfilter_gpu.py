@@ -57,6 +57,19 @@ def llama_8b_config(tiny: bool) -> LlamaConfig:
     )
 
 
+def random_model(config: LlamaConfig) -> tuple[torch.nn.Module, torch.device, str]:
+    """A bf16 model of ``config`` with random weights (seed 0), on the GPU when there is one, and a
+    line that says where it runs and how long it took to build."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    params = sum(p.numel() for p in model.parameters()) / 1e9
+    return model, device, f"{name}; torch {torch.__version__}; {params:.2f}B params bf16 built in {time.perf_counter() - started:.0f}s"
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -111,16 +124,10 @@ def main() -> None:
     if len(repeats) != len(args.lengths):
         parser.error("give one --repeats or one per length")
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = llama_8b_config(args.tiny)
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    model, device, built = random_model(config)
     layer = filter_layer_index(config.num_hidden_layers)
-    params = sum(p.numel() for p in model.parameters()) / 1e9
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(f"{name}; torch {torch.__version__}; {params:.2f}B params bf16 built in {time.perf_counter() - started:.0f}s; "
+    print(f"{built}; "
           f"filter layer {layer} of {config.num_hidden_layers}; k={args.k}; MLP chunk {args.mlp_chunk} tokens; sdpa", flush=True)
     print(f"score check at 1024 tokens, layer {layer}: max |softmax(ours) - eager| = {check_scores(model, layer, device):.2e}", flush=True)
 
@@ -155,7 +162,7 @@ def main() -> None:
         del ids
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "gemfilter_gpu.json"), "w") as f:
-            json.dump(dict(device=name, layer=layer, k=args.k, mlp_chunk=args.mlp_chunk, rows=rows), f, indent=1)
+            json.dump(dict(device=built, layer=layer, k=args.k, mlp_chunk=args.mlp_chunk, rows=rows), f, indent=1)
     print("\nTTFT: median of the runs, [min-max]; speed-up = median / median, [worst-best] from the extremes")
     print("| tokens | runs | full (s) | full+chunks (s) | GemFilter (s) | speed-up vs full | vs full+chunks |")
     print("|---:|---:|---:|---:|---:|---:|---:|")

@@ -26,9 +26,9 @@ import time
 from types import SimpleNamespace
 
 import torch
-from transformers import AutoModelForCausalLM, DynamicCache
+from transformers import DynamicCache
 
-from benchmarks.gemfilter_gpu import llama_8b_config, sync
+from benchmarks.gemfilter_gpu import llama_8b_config, random_model, sync
 from ragpress.core.models import CausalLM
 from ragpress.retrievers.retrolm import PagedContext, RetroLMSettings, encode_pages
 
@@ -87,20 +87,13 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a tiny 32-layer config, for a CPU smoke test")
     args = parser.parse_args()
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = llama_8b_config(args.tiny)
     config.eos_token_id = None  # random weights: never stop early
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    model, device, built = random_model(config)
     lm = CausalLM(model, SimpleNamespace(pad_token_id=0, eos_token_id=None), "llama-3.1-8b-shaped-random")
     settings = RetroLMSettings(page_size=args.page_size, pages_kept=args.pages_kept, local_window=args.local_window,
                                reselect_every=args.reselect_every, offload=True)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    params = sum(p.numel() for p in model.parameters()) / 1e9
-    print(f"{name}; torch {torch.__version__}; {params:.2f}B params bf16 built in {time.perf_counter() - started:.0f}s; "
-          f"{vars(args)}", flush=True)
+    print(f"{built}; {vars(args)}", flush=True)
     rows = []
     for n in args.lengths:
         ids = torch.randint(0, config.vocab_size, (n,))
@@ -135,7 +128,7 @@ def main() -> None:
         del keys, values, summaries, paged
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "retrolm_gpu.json"), "w") as f:
-            json.dump({"device": name, "args": vars(args), "rows": rows}, f, indent=1)
+            json.dump({"device": built, "args": vars(args), "rows": rows}, f, indent=1)
     print("\n| tokens | prefill (s) | prefill peak (GiB) | full ms/token | RetroLM ms/token (median / mean) | speed-up | full decode peak (GiB) | RetroLM decode peak (GiB) | context tokens read |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

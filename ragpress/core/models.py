@@ -354,8 +354,10 @@ class CausalLM:
             if embedded:
                 group = [p.to(self.model.dtype) if p.is_floating_point() else self.embed(p) for p in group]
             width = max(len(p) for p in group)
-            fill = torch.zeros if embedded else functools.partial(torch.full, fill_value=pad, dtype=torch.long)
-            batch = fill((len(group), width, *group[0].shape[1:]), device=self.device, **({"dtype": self.model.dtype} if embedded else {}))
+            if embedded:
+                batch = torch.zeros((len(group), width, group[0].shape[1]), dtype=self.model.dtype, device=self.device)
+            else:
+                batch = torch.full((len(group), width), pad, dtype=torch.long, device=self.device)
             mask = torch.zeros((len(group), width), dtype=torch.long, device=self.device)
             for r, p in enumerate(group):  # left padding keeps every prompt's end at the last column
                 batch[r, width - len(p) :] = p

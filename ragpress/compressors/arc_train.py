@@ -197,6 +197,8 @@ def train(
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
             step += 1
+            if step % 50 == 0:  # a plain line for logs, where the bar is off
+                print(f"ARC {stage} step {step}/{steps}  loss {sum(history[stage][-50:]) / 50:.3f}  {time.perf_counter() - stage_start:.0f}s", flush=True)
         bar.close()
         curve = history[stage]
         print(f"ARC {stage}: {step} steps in {time.perf_counter() - stage_start:.0f} s, loss {sum(curve[:20]) / 20:.3f} (first 20) -> {sum(curve[-20:]) / 20:.3f} (last 20)", flush=True)

@@ -163,6 +163,7 @@ def save_checkpoint(encoder: CompLLMEncoder, directory: str | Path, decoder: str
         "decoder": decoder,
         "decoder_config": config_hash(encoder.lm.config),
         "rate": encoder.rate,
+        "eos_id": encoder.eos_id,
         "segment_tokens": segment_tokens,
         "adapters": dataclasses.asdict(encoder.adapters),
         "training": info,
@@ -246,7 +247,8 @@ class CompLLM(SoftCompressor):
             config, state = load_checkpoint(directory)
             self._check_checkpoint(config, lm, directory)
         model = copy.deepcopy(lm.model)  # the generator's cached copy stays free of LoRA layers
-        encoder = CompLLMEncoder(model, self.rate, lm.tokenizer.eos_token_id, AdapterConfig(**config["adapters"]))
+        eos_id = config.get("eos_id", lm.tokenizer.eos_token_id)  # the token the adapters were trained to read
+        encoder = CompLLMEncoder(model, self.rate, eos_id, AdapterConfig(**config["adapters"]))
         if state is not None:
             encoder.load_adapter_state(state)
         return encoder.eval()

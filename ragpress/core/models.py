@@ -58,9 +58,26 @@ def _package_dir(package: str, install: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _gguf_special_tokens(path: Path) -> dict[str, int]:
+    """The special token ids a GGUF file declares (``bos``, ``eos``, ``padding`` ...)."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    prefix, suffix = "tokenizer.ggml.", "_token_id"
+    return {
+        key[len(prefix) : -len(suffix)]: int(field.parts[field.data[0]][0])
+        for key, field in fields.items()
+        if key.startswith(prefix) and key.endswith(suffix)
+    }
+
+
 def _smollm2_path() -> Path:
-    """Convert the bundled GGUF to a safetensors copy once; later loads read the copy (<1 s)."""
-    target = cache_dir() / "smollm2-135m"
+    """Convert the bundled GGUF to a safetensors copy once; later loads read the copy (<1 s).
+
+    The special tokens are set from the GGUF's own metadata: transformers 5.17 reads SmolLM2's EOS
+    as id 1 (``<|im_start|>``) where the file says 2 (``<|im_end|>``, as the published model). The
+    ``-v2`` copy is the corrected one; a ``smollm2-135m`` copy made before is left unused."""
+    target = cache_dir() / "smollm2-135m-v2"
     if (target / "model.safetensors").exists():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -71,6 +88,10 @@ def _smollm2_path() -> Path:
     dequantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
     config = dequantized.config
     del config.quantization_config  # the weights are plain float32 once dequantised
+    special = _gguf_special_tokens(source / _SMOLLM2_GGUF)
+    tokenizer.bos_token, tokenizer.eos_token = (tokenizer.convert_ids_to_tokens(special[k]) for k in ("bos", "eos"))
+    tokenizer.pad_token = tokenizer.convert_ids_to_tokens(special.get("padding", special["eos"]))
+    config.bos_token_id, config.eos_token_id, config.pad_token_id = special["bos"], special["eos"], special.get("padding", special["eos"])
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(dequantized.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)

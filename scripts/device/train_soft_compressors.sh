@@ -6,7 +6,7 @@
 # Run from the repository root on the device machine, after scripts/device/smollm2_install.sh has
 # printed SMOLLM2 READY:
 #   bash scripts/device/train_soft_compressors.sh stash FILE...        # corpora -> /root/soft
-#   bash scripts/device/train_soft_compressors.sh start SECONDS [COMPLLM_BATCH] [ARC_BATCH]
+#   bash scripts/device/train_soft_compressors.sh start SECONDS [COMPLLM_BATCH=48] [ARC_BATCH=64]  (64 and 64 do not fit 80 GiB)
 #   bash scripts/device/train_soft_compressors.sh wait MAX_SECONDS     # returns early once both ended
 #   bash scripts/device/train_soft_compressors.sh eval                 # -> $OUT/soft.tar.gz
 # The corpora are compllm_train.save_corpus(collect_corpus()) (compllm_corpus.jsonl.gz) and
@@ -35,8 +35,8 @@ case ${1:-} in
   stash)
     shift; cp "$@" $W/ && ls -la $W ;;
   start)
-    seconds=$2 compllm_batch=${3:-64} arc_batch=${4:-64}
-    test -f $RAGPRESS_CACHE/smollm2-135m/model.safetensors || { echo "run smollm2_install.sh first"; exit 1; }
+    seconds=$2 compllm_batch=${3:-48} arc_batch=${4:-64}
+    test -f $RAGPRESS_CACHE/smollm2-135m-v2/model.safetensors || { echo "run smollm2_install.sh first"; exit 1; }
     rm -rf $W/repo && mkdir -p $W/repo && cp -r ragpress benchmarks $W/repo/  # the code stays fixed while they run
     gunzip -kf $W/arc_corpus.jsonl.gz
     date -u

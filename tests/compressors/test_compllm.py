@@ -110,6 +110,22 @@ def test_bad_input(tiny_lm_path, tmp_path):
         CompLLM(decoder=tiny_lm_path, checkpoint=str(tmp_path / "ck"), rate=4, device="cpu").run("q", chunks(TEXTS[0]))
 
 
+def test_the_checkpoint_fixes_the_token_its_adapters_read(tiny_lm_path, tmp_path):
+    """Concept slots are filled with the token the adapters were trained on, whatever the tokenizer
+    now calls EOS (transformers versions disagree on SmolLM2's)."""
+    lm = load_causal_lm(tiny_lm_path, "cpu")
+    encoder = build_encoder(lm, TrainSettings())
+    encoder.eos_id = lm.tokenizer.eos_token_id + 3
+    save_checkpoint(encoder, tmp_path / "ck", tiny_lm_path, 20, {})
+    loaded = CompLLM(decoder=tiny_lm_path, checkpoint=str(tmp_path / "ck"), device="cpu").encoder
+    assert loaded.eos_id == lm.tokenizer.eos_token_id + 3
+    segment = lm.tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"][:20]
+    with torch.no_grad():
+        trained_token = loaded([segment])[0]
+        loaded.eos_id = lm.tokenizer.eos_token_id
+        assert not torch.allclose(trained_token, loaded([segment])[0])  # the slot token matters
+
+
 def test_a_few_training_steps_lower_the_distillation_loss(tiny_lm_path):
     lm = load_causal_lm(tiny_lm_path, "cpu")
     settings = TrainSettings(steps=8, batch_size=4, lr=3e-3, warmup=1, context_tokens=(40, 60), answer_tokens=8)

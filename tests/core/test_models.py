@@ -55,3 +55,12 @@ def test_chat_batch_equals_one_conversation_at_a_time(tiny_lm):
     batched = tiny_lm.chat_batch(conversations, max_new_tokens=5, batch_size=3, prefix="Answer:")
     assert batched == [tiny_lm.chat_batch([c], max_new_tokens=5, prefix="Answer:")[0] for c in conversations]
     assert all(reply.startswith("Answer:") for reply in batched)
+
+
+@pytest.mark.integration
+def test_bundled_smollm2_ends_its_turns_with_the_gguf_eos():
+    """The GGUF declares EOS = <|im_end|> (id 2); some transformers versions read it as 1 on conversion."""
+    lm = load_causal_lm("smollm2-135m", device="cpu")
+    assert lm.tokenizer.eos_token == "<|im_end|>" and lm.tokenizer.eos_token_id == 2
+    assert lm.model.config.eos_token_id == 2 and lm.model.generation_config.eos_token_id == 2
+    assert lm.tokenizer.bos_token_id == 1 and lm.tokenizer.pad_token_id == 2

@@ -431,7 +431,8 @@ ratios = {}"""
 import colorsys
 import inspect
 
-from ragpress.compressors.longcodezip import LongCodeZip, render_html
+from ragpress.compressors.longcodezip import LongCodeZip
+from ragpress.compressors.longcodezip_viz import render_html
 
 code = inspect.getsource(colorsys)
 context = LongCodeZip(model="smollm2-135m", target_tokens=300).compress_code(code, "Convert a colour from HLS to RGB.")

@@ -33,6 +33,7 @@ from ragpress.corpora import essays_dir, gensim_test_data, stdlib_docstrings, wi
 from ragpress.generators.transformers_lm import soft_prompt_ids
 
 CONTINUE = "Continue the text of the sources."
+WARMUP_STEPS, MIN_STEPS = 20, 20  # per stage
 TITLE = "What is the title of the Wikipedia article in the sources?"
 
 
@@ -172,18 +173,15 @@ def train(
     for stage, budget, factors in (("pretrain", seconds * (1 - finetune_share), (8,)), ("finetune", seconds * finetune_share, (4, 8))):
         optimizer = torch.optim.AdamW(groups, weight_decay=0.1 if stage == "pretrain" else 0.05, betas=(0.9, 0.95))
         peaks = [g["lr"] * (1 if stage == "pretrain" else 0.3) for g in optimizer.param_groups]
-        stage_start, steps, step = time.perf_counter(), None, 0
+        stage_start, step = time.perf_counter(), 0
         bar = tqdm(desc=f"ARC {stage}", unit="step")
-        while steps is None or step < steps:
-            if step == 5:
-                warmed = time.perf_counter()
-            if steps is None and step == 15:  # fix the schedule from the step time measured after warm-up
-                now = time.perf_counter()
-                steps = max(20, 15 + int((budget - (now - stage_start)) / ((now - warmed) / 10)))
-                bar.total = steps
-            warm = max(5, (steps or 200) // 20)
-            scale = min(1.0, (step + 1) / warm) if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, (steps or 200) - warm)))
-            for group, peak in zip(optimizer.param_groups, peaks):  # one-cycle schedule (Tab. 10)
+        # one-cycle schedule (Tab. 10) on the clock: warm-up over the first steps, cosine decay over the
+        # stage's time budget, so the budget is spent whatever the step time (a shared GPU, say); a budget
+        # too short for MIN_STEPS decays over those steps instead
+        while (spent := (time.perf_counter() - stage_start) / budget) < 1 or step < MIN_STEPS:
+            progress = min(spent, step / MIN_STEPS)
+            scale = min(1.0, (step + 1) / WARMUP_STEPS) * 0.5 * (1 + math.cos(math.pi * progress))
+            for group, peak in zip(optimizer.param_groups, peaks):
                 group["lr"] = peak * scale
             decoder = rng.choice(decoders)  # §3.3: one decoder per step, sampled uniformly
             size = rng.randint(max(16, max_tokens // 8), max_tokens)
@@ -198,7 +196,7 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.3f}")
             step += 1
             if step % 50 == 0:  # a plain line for logs, where the bar is off
-                print(f"ARC {stage} step {step}/{steps}  loss {sum(history[stage][-50:]) / 50:.3f}  {time.perf_counter() - stage_start:.0f}s", flush=True)
+                print(f"ARC {stage} step {step}  loss {sum(history[stage][-50:]) / 50:.3f}  {time.perf_counter() - stage_start:.0f}s", flush=True)
         bar.close()
         curve = history[stage]
         print(f"ARC {stage}: {step} steps in {time.perf_counter() - stage_start:.0f} s, loss {sum(curve[:20]) / 20:.3f} (first 20) -> {sum(curve[-20:]) / 20:.3f} (last 20)", flush=True)

@@ -35,20 +35,19 @@ Deviations, each for a stated reason:
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
-from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
 from ragpress.compressors.base import Compressor
 from ragpress.compressors.longcodezip_steps import (
+    CodeSource,
     adaptive_shares,
     is_structural,
+    kept_pieces,
     knapsack,
-    line_spans,
+    line_of,
     spike_blocks,
-    split_functions,
 )
 from ragpress.core.models import load_causal_lm, load_tokenizer
 from ragpress.core.types import Chunk, Context, Document
@@ -119,7 +118,7 @@ class LongCodeZip(Compressor):
             raise ValueError(f"rate={self.rate} of {tokens_before} input tokens leaves a budget of 0 tokens; raise rate or set target_tokens.")
 
         lm = load_causal_lm(self.model, device=self.device, dtype=self.dtype)
-        sources = [_Source(c, self._language(c), k) for k, c in enumerate(chunks)]
+        sources = [CodeSource(c, self._language(c), k) for k, c in enumerate(chunks)]
         functions = [(s, f) for s in sources for f in s.functions]
         texts = [s.text_of(f.first, f.last) for s, f in functions]
         ami = self._ami(lm, [t + JOIN for t in texts], query, "coarse: AMI of functions")
@@ -203,7 +202,7 @@ class LongCodeZip(Compressor):
         fitting = sorted((u for u in units if size[id(u)] <= budget), key=lambda u: u.priority, reverse=True)
         dropped, units = len(units) - len(fitting), fitting
         while True:
-            pieces = _pieces(sources, units, functions, ami)
+            pieces = kept_pieces(sources, units, functions, ami)
             tokens = self.count_tokens(JOIN.join(p.text for p in pieces))
             if tokens <= budget:
                 return pieces, tokens, dropped
@@ -260,35 +259,12 @@ class LongCodeZip(Compressor):
             starts = [a - base for a, _ in source.lines[first:last]]
             values = values.tolist()
             for (a, b), value in zip(offsets[len(offsets) - len(values) :], values):
-                line = first + _line_of(starts, max(b - 1, a))
+                line = first + line_of(starts, max(b - 1, a))
                 sums.setdefault((f, line), []).append(-value / math.log(2))
         for (f, line), values in sums.items():
             if not functions[f][0].is_blank(line):
                 results[f][line - functions[f][1].first] = sum(values) / len(values)
         return results
-
-
-class _Source:
-    """One input chunk with its lines, language and function-level chunks."""
-
-    def __init__(self, chunk: Chunk, language: str, index: int | None = None):
-        self.chunk, self.language = chunk, language
-        self.lines = line_spans(chunk.text)
-        self.functions, self.note = split_functions(chunk.text, language)
-        self.index = index
-
-    def text_of(self, first: int, last: int) -> str:
-        return self.chunk.text[self.lines[first][0] : self.lines[last - 1][1]]
-
-    def is_blank(self, line: int) -> bool:
-        a, b = self.lines[line]
-        return not self.chunk.text[a:b].strip()
-
-    def nonblank(self, function) -> int:
-        return sum(not self.is_blank(i) for i in range(function.first, function.last))
-
-    def first_nonblank(self, first: int, last: int) -> str:
-        return next((self.chunk.text[slice(*self.lines[i])] for i in range(first, last) if not self.is_blank(i)), "")
 
 
 def _whole(function, ami: float) -> _Unit:
@@ -299,54 +275,3 @@ def _whole(function, ami: float) -> _Unit:
 def _tail(lm, text: str, room: int) -> str:
     ids = lm.encode(text)
     return text if len(ids) <= room else lm.tokenizer.decode(ids[-room:])
-
-
-def _line_of(line_starts: list[int], char: int) -> int:
-    import bisect
-
-    return max(bisect.bisect_right(line_starts, char) - 1, 0)
-
-
-def _pieces(sources, units, functions, ami) -> list[Chunk]:
-    """Runs of consecutive kept lines, blank lines trimmed at both ends, as exact source spans."""
-    pieces = []
-    for source in sources:
-        kept = sorted({line for u in units if u.chunk == source.index for line in range(u.first, u.last)})
-        runs, run = [], []
-        for line in kept:
-            if run and line != run[-1] + 1:
-                runs.append(run)
-                run = []
-            run.append(line)
-        runs += [run] if run else []
-        for run in runs:
-            lines = [i for i in run if not source.is_blank(i)]
-            if not lines:
-                continue
-            first, last = lines[0], lines[-1]
-            owners = [k for k, (s, f) in enumerate(functions) if s is source and f.first <= last and first < f.last]
-            chunk = source.chunk
-            a, b = source.lines[first][0], source.lines[last][1]
-            pieces.append(Chunk(chunk.doc_id, chunk.start + a, chunk.start + b, chunk.text[a:b], score=max(ami[k] for k in owners),
-                                metadata={"functions": [functions[k][1].name for k in owners], "lines": (first, last + 1)}))
-    return pieces
-
-
-def render_html(context: Context, sources: str | Sequence[Chunk]) -> str:
-    """An HTML view of each source with kept lines on green and dropped lines struck through on
-    red (blank lines plain), for notebooks: ``IPython.display.HTML(render_html(ctx, code))``."""
-    if isinstance(sources, str):
-        sources = [Chunk.of(Document(sources), 0, len(sources))]
-    parts = [f"<div style='font-family:monospace;font-size:12px'><p>{context.tokens_before} &rarr; {context.tokens_after} tokens "
-             f"(ratio {context.ratio:.2f}x)</p>"]
-    for chunk in sources:
-        covered = [(p.start, p.end) for p in context.pieces if p.doc_id == chunk.doc_id]
-        rows = []
-        for a, b in line_spans(chunk.text):
-            line = chunk.text[a:b]
-            start, end = chunk.start + a, chunk.start + b
-            keep = any(s <= start and end <= e for s, e in covered)
-            style = "" if not line.strip() else ("background:#d9f2d9" if keep else "background:#f9dcdc;color:#888;text-decoration:line-through")
-            rows.append(f"<div style='white-space:pre;{style}'>{html.escape(line) or '&nbsp;'}</div>")
-        parts.append("<div style='border:1px solid #ccc;margin:6px 0;padding:4px'>" + "".join(rows) + "</div>")
-    return "".join(parts) + "</div>"

@@ -1,6 +1,7 @@
 """The model-free steps of LongCodeZip (Shi et al., ASE 2025, arXiv:2510.00446): function-level
 chunking (Sec. III-A), perplexity-spike block boundaries, the adaptive budget shares and the 0/1
-knapsack that picks blocks under a token budget (Sec. III-B). :mod:`ragpress.compressors.longcodezip` scores and wires them.
+knapsack that picks blocks under a token budget (Sec. III-B), and the kept lines turned back into
+exact source spans. :mod:`ragpress.compressors.longcodezip` scores and wires them.
 
 Lines are the atomic unit everywhere: a line is the text between two ``"\\n"`` (without it), and a
 span of lines maps back to exact character offsets in the source.
@@ -8,12 +9,14 @@ span of lines maps back to exact character offsets in the source.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ragpress.chunkers.code import _UNIT, load_parser  # grammar loader and function/class/method node types
+from ragpress.core.types import Chunk
 
 # Every language with an installed tree-sitter grammar (tree-sitter-python here; others through
 # tree_sitter_<language> or tree-sitter-language-pack 0.x, found by the code chunker's loader) is split
@@ -206,3 +209,56 @@ def knapsack(weights: list[int], values: list[float], capacity: int) -> set[int]
             chosen.add(i)
             room -= weights[i]
     return chosen
+
+
+class CodeSource:
+    """One input chunk with its lines, language and function-level chunks."""
+
+    def __init__(self, chunk: Chunk, language: str, index: int | None = None):
+        self.chunk, self.language = chunk, language
+        self.lines = line_spans(chunk.text)
+        self.functions, self.note = split_functions(chunk.text, language)
+        self.index = index
+
+    def text_of(self, first: int, last: int) -> str:
+        return self.chunk.text[self.lines[first][0] : self.lines[last - 1][1]]
+
+    def is_blank(self, line: int) -> bool:
+        a, b = self.lines[line]
+        return not self.chunk.text[a:b].strip()
+
+    def nonblank(self, function) -> int:
+        return sum(not self.is_blank(i) for i in range(function.first, function.last))
+
+    def first_nonblank(self, first: int, last: int) -> str:
+        return next((self.chunk.text[slice(*self.lines[i])] for i in range(first, last) if not self.is_blank(i)), "")
+
+
+def line_of(line_starts: list[int], char: int) -> int:
+    """Index of the line holding character ``char``, given the lines' sorted start offsets."""
+    return max(bisect.bisect_right(line_starts, char) - 1, 0)
+
+
+def kept_pieces(sources, units, functions, ami) -> list[Chunk]:
+    """Runs of consecutive kept lines, blank lines trimmed at both ends, as exact source spans."""
+    pieces = []
+    for source in sources:
+        kept = sorted({line for u in units if u.chunk == source.index for line in range(u.first, u.last)})
+        runs, run = [], []
+        for line in kept:
+            if run and line != run[-1] + 1:
+                runs.append(run)
+                run = []
+            run.append(line)
+        runs += [run] if run else []
+        for run in runs:
+            lines = [i for i in run if not source.is_blank(i)]
+            if not lines:
+                continue
+            first, last = lines[0], lines[-1]
+            owners = [k for k, (s, f) in enumerate(functions) if s is source and f.first <= last and first < f.last]
+            chunk = source.chunk
+            a, b = source.lines[first][0], source.lines[last][1]
+            pieces.append(Chunk(chunk.doc_id, chunk.start + a, chunk.start + b, chunk.text[a:b], score=max(ami[k] for k in owners),
+                                metadata={"functions": [functions[k][1].name for k in owners], "lines": (first, last + 1)}))
+    return pieces

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragpress.compressors.longcodezip import LongCodeZip, render_html
+from ragpress.compressors.longcodezip import LongCodeZip
 from ragpress.compressors.longcodezip_steps import knapsack, spike_blocks, split_functions
+from ragpress.compressors.longcodezip_viz import render_html
 from ragpress.core.types import Chunk, Document, check_provenance
 
 CODE = '''import math

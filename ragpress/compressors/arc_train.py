@@ -33,8 +33,8 @@ from ragpress.corpora import essays_dir, gensim_test_data, stdlib_docstrings, wi
 from ragpress.generators.transformers_lm import soft_prompt_ids
 
 CONTINUE = "Continue the text of the sources."
-WARMUP_STEPS, MIN_STEPS = 20, 20  # per stage
 TITLE = "What is the title of the Wikipedia article in the sources?"
+WARMUP_STEPS, MIN_STEPS = 20, 20  # per training stage
 
 
 def offline_corpus() -> list[dict[str, str]]:

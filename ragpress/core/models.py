@@ -89,9 +89,9 @@ def _smollm2_path() -> Path:
     config = dequantized.config
     del config.quantization_config  # the weights are plain float32 once dequantised
     special = _gguf_special_tokens(source / _SMOLLM2_GGUF)
-    tokenizer.bos_token, tokenizer.eos_token = (tokenizer.convert_ids_to_tokens(special[k]) for k in ("bos", "eos"))
-    tokenizer.pad_token = tokenizer.convert_ids_to_tokens(special.get("padding", special["eos"]))
-    config.bos_token_id, config.eos_token_id, config.pad_token_id = special["bos"], special["eos"], special.get("padding", special["eos"])
+    ids = special["bos"], special["eos"], special.get("padding", special["eos"])
+    tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token = tokenizer.convert_ids_to_tokens(list(ids))
+    config.bos_token_id, config.eos_token_id, config.pad_token_id = ids
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(dequantized.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)

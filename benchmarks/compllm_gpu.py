@@ -27,8 +27,8 @@ import time
 import torch
 from gemfilter_gpu import llama_8b_config, random_model, sync
 
-from ragpress.compressors.compllm import PAPER_RATE, PAPER_SEGMENT_TOKENS, CompLLMEncoder, concept_embeddings
-from ragpress.compressors.soft_cache import SegmentCache
+from ragpress.compressors.compllm import CompLLMEncoder, PAPER_RATIO, PAPER_SEGMENT_TOKENS, concept_embeddings
+from ragpress.compressors.segment_cache import SegmentCache
 
 
 def kv_bytes(cache) -> int:

@@ -21,9 +21,9 @@ import time
 import torch
 
 from ragpress.compressors.compllm import CompLLM
-from ragpress.generators.transformers_lm import soft_prompt_ids
-from ragpress.compressors.compllm_train import CONTINUE, Windows, answer_pass, answer_scores, load_corpus
-from ragpress.core.models import load_causal_lm
+from ragpress.core.prompt import soft_prompt_ids
+from ragpress.compressors.compllm.train import CONTINUE, Windows, answer_pass, answer_scores, load_corpus
+from ragpress.models import load_causal_lm
 from ragpress.core.types import Chunk, Document
 
 

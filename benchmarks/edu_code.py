@@ -24,7 +24,7 @@ from pathlib import Path
 from ragpress.chunkers.code import CodeChunker
 from ragpress.chunkers.edu import EDUTree, build_edu_tree
 from ragpress.compressors.edu_select import EDUSelectCompressor
-from ragpress.core.models import load_tokenizer
+from ragpress.models import load_tokenizer
 from ragpress.core.types import Document
 
 NEEDLE = " The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day. "

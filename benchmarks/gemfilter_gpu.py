@@ -30,8 +30,9 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from ragpress.compressors.gemfilter import filter_layer_index, last_row_logits, select_tokens
-from ragpress.compressors.mlp_chunks import chunked_mlp
+from ragpress.compressors.gemfilter import filter_layer_index, select_tokens
+from ragpress.core.attention import last_row_logits
+from ragpress.core.attention import chunked_mlp
 
 METHODS = ("full", "full+chunks", "GemFilter")
 

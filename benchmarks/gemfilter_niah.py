@@ -22,8 +22,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tqdm import tqdm
 
-from ragpress.compressors.gemfilter import PromptLayout, filter_layer_index, last_row_logits, select_tokens
-from ragpress.core.models import load_causal_lm
+from ragpress.core.prompt import PromptLayout
+from ragpress.compressors.gemfilter import filter_layer_index, select_tokens
+from ragpress.core.attention import last_row_logits
+from ragpress.models import load_causal_lm
 from ragpress.core.types import Chunk, Context, Document
 from ragpress.generators.base import Generator
 

@@ -55,7 +55,7 @@ def main() -> None:
 
     packer = BudgetPacker(budget=384)
     rows = []
-    for name, make in (("dense", lambda: DenseRetriever(k=20)), ("bm25", lambda: BM25Retriever(k=20))):
+    for name, make in (("dense", lambda: DenseRetriever(top_k=20)), ("bm25", lambda: BM25Retriever(top_k=20))):
         direct = make()
         direct.index(chunks)
         llama = li.RagpressRetriever(make(), nodes=nodes)

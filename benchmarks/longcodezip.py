@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from ragpress.compressors.longcodezip import LongCodeZip
-from ragpress.core.models import resolve_device, resolve_name
+from ragpress.models import resolve_device, resolve_name
 
 TASKS = [("bisect", "insort_left"), ("colorsys", "hls_to_rgb"), ("fnmatch", "translate"), ("copyreg", "_reduce_ex"), ("textwrap", "dedent")]
 INSTRUCTION = "Complete the following function given the context."
@@ -112,9 +112,10 @@ def main() -> None:
         code, instruction = build_task(module, function, args.stdlib)
         fine_ratios = [float(r) for r in (args.fine_ratios or str(args.fine_ratio)).split(",")]
         for fraction, fine_ratio in itertools.product(map(float, args.budgets.split(",")), fine_ratios):
-            compressor = LongCodeZip(target_tokens=1, fine_ratio=fine_ratio, importance_beta=args.beta, dtype="float32", device=device)
+            # fine_ratio here is the paper's and the official code's R_fine (a kept fraction); ours is its reciprocal
+            compressor = LongCodeZip(budget=1, fine_ratio=1 / fine_ratio, importance_beta=args.beta, dtype="float32", device=device)
             tokens = compressor.count_tokens(code)
-            compressor.target_tokens = budget = int(tokens * fraction)
+            compressor.budget = budget = int(tokens * fraction)
             start = time.perf_counter()
             ours = compressor.compress_code(code, instruction)
             seconds = time.perf_counter() - start

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ragpress.chunkers.meta_chunking import find_minima, sentence_nll, split_sentences
-from ragpress.core.models import load_causal_lm
+from ragpress.models import load_causal_lm
 
 
 def essays(words: int) -> str:

@@ -24,7 +24,7 @@ import time
 import torch
 
 from ragpress.compressors.provence import Provence
-from ragpress.core.models import load_embedder, load_tokenizer
+from ragpress.models import load_embedder, load_tokenizer
 
 
 def kept_labels(row, sentences, threshold) -> list[bool]:
@@ -67,7 +67,7 @@ def main() -> None:
     if args.rows:
         rows = [json.loads(line) for line in open(args.rows, encoding="utf-8")]
     else:
-        from ragpress.compressors.provence_data import constructed_rows, wikipedia_split
+        from ragpress.compressors.provence.data import constructed_rows, wikipedia_split
 
         rows = constructed_rows(wikipedia_split()[1], seed=1)
     stage = Provence(model=args.model, device="cpu")

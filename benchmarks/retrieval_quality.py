@@ -26,7 +26,7 @@ from collections import Counter
 import faiss
 import numpy as np
 
-from ragpress.core.models import load_embedder
+from ragpress.models import load_embedder
 from ragpress.core.types import Chunk, Document
 from ragpress.retrievers.lattice import LatticeRetriever
 from ragpress.retrievers.rebel import RebelReranker
@@ -113,7 +113,7 @@ def main() -> None:
     rows["dense (MiniLM, faiss)"] = {k: recall(dense, gold, k) for k in ks}
 
     for mode in [m for m in args.rebel_modes.split(",") if m]:
-        reranker = RebelReranker(llm=args.llm, mode=mode, reasoning=False, max_new_tokens=args.score_tokens, criteria_max_new_tokens=48, passage_chars=args.chars)
+        reranker = RebelReranker(model=args.llm, mode=mode, reasoning=False, max_new_tokens=args.score_tokens, criteria_max_new_tokens=48, passage_chars=args.chars)
         start, calls, fallbacks = time.perf_counter(), [], 0
         reranked = []
         for query, hits in zip(queries, dense):
@@ -126,7 +126,7 @@ def main() -> None:
 
     calls_by_size = {}
     for name, corpus, asked in (("small", small, len(queries)), ("large", large, min(args.scale_questions, len(queries)))):
-        lattice = LatticeRetriever(llm=args.llm, k=max(ks), branching=args.branching, max_iterations=args.iterations, reasoning=False,
+        lattice = LatticeRetriever(model=args.llm, top_k=max(ks), branching=args.branching, max_iterations=args.iterations, reasoning=False,
                                    leaf_calibration=3, candidate_chars=120, score_max_new_tokens=args.score_tokens, summary_words=20, summary_max_new_tokens=args.summary_tokens)
         start = time.perf_counter()
         lattice.index(corpus)

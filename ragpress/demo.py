@@ -10,7 +10,7 @@ from pydoc_data.topics import topics
 
 from ragpress.chunkers.sentence import SentenceChunker
 from ragpress.compressors.budget_packer import BudgetPacker
-from ragpress.core.models import cache_dir
+from ragpress.core.bundled import cache_dir
 from ragpress.core.types import Document, check_provenance
 from ragpress.generators.transformers_lm import TransformersGenerator
 from ragpress.pipelines.graph import Pipeline
@@ -39,24 +39,24 @@ def python_reference() -> list[Document]:
     return [Document(text, id=topic, metadata={"source": "pydoc_data.topics"}) for topic, text in topics.items()]
 
 
-def demo_pipeline(k: int = 8, budget: int = 384, max_new_tokens: int = 96) -> Pipeline:
+def demo_pipeline(top_k: int = 8, budget: int = 384, max_new_tokens: int = 96) -> Pipeline:
     """Dense and BM25 retrieval fused by reciprocal rank, packed into a token budget, answered locally."""
     rag = Pipeline(chunker=SentenceChunker(unit="paragraph", max_tokens=200))
-    rag.add("dense", DenseRetriever(k=k)).add("bm25", BM25Retriever(k=k))
-    rag.add("fuse", ReciprocalRankFusion(top_k=k), after=["dense", "bm25"])
+    rag.add("dense", DenseRetriever(top_k=top_k)).add("bm25", BM25Retriever(top_k=top_k))
+    rag.add("fuse", ReciprocalRankFusion(top_k=top_k), after=["dense", "bm25"])
     rag.add("pack", BudgetPacker(budget=budget), after="fuse")
     rag.add("answer", TransformersGenerator(max_new_tokens=max_new_tokens, repetition_penalty=1.2), after="pack")
     return rag
 
 
 def run_demo(
-    questions: tuple[str, ...] = QUESTIONS, k: int = 8, budget: int = 384, max_new_tokens: int = 96, out=sys.stdout
+    questions: tuple[str, ...] = QUESTIONS, top_k: int = 8, budget: int = 384, max_new_tokens: int = 96, out=sys.stdout
 ) -> list:
     say = lambda *parts: print(*parts, file=out, flush=True)  # noqa: E731
     documents = python_reference()
     say(f"Corpus: the Python language reference (pydoc_data.topics), {len(documents)} topics, "
         f"{sum(len(d.text) for d in documents):,} characters.")
-    rag = demo_pipeline(k, budget, max_new_tokens)
+    rag = demo_pipeline(top_k, budget, max_new_tokens)
     say(repr(rag))
     start = time.perf_counter()
     chunks = rag.index(documents, cache=cache_dir() / "demo-index")

@@ -32,7 +32,7 @@ def tiny_lm_path(tmp_path_factory) -> str:
     """A 4-layer Llama with hidden size 32 and the SmolLM2 tokenizer, random weights (seed 0)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ragpress.core.models import load_tokenizer
+    from ragpress.models import load_tokenizer
 
     tokenizer = load_tokenizer("smollm2-135m")
     config = LlamaConfig(
@@ -56,7 +56,7 @@ def tiny_lm_path(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_lm_path):
-    from ragpress.core.models import load_causal_lm
+    from ragpress.models import load_causal_lm
 
     return load_causal_lm(tiny_lm_path, device="cpu")
 
@@ -67,7 +67,7 @@ def tiny_embedder_path(tmp_path_factory) -> str:
     from sentence_transformers import SentenceTransformer, models
     from transformers import BertConfig, BertModel
 
-    from ragpress.core.models import load_tokenizer
+    from ragpress.models import load_tokenizer
 
     tokenizer = load_tokenizer("minilm-l6")
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)

@@ -39,10 +39,10 @@ def test_demo_answers_from_real_python_reference_text_with_exact_sources():
 
 @pytest.mark.integration
 def test_bundled_lm_loads_from_the_converted_copy_and_prefers_real_text():
-    from ragpress.core.models import _load_causal_lm, load_causal_lm
+    from ragpress.models import load_causal_lm, loaded, unload
 
     load_causal_lm("smollm2-135m", device="cpu")  # converts once if needed
-    _load_causal_lm.cache_clear()
+    assert unload("smollm2-135m") >= 1 and not any(name == "smollm2-135m" for _, name, *_ in loaded())
     start = time.perf_counter()
     lm = load_causal_lm("smollm2-135m", device="cpu")
     seconds = time.perf_counter() - start

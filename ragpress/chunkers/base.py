@@ -1,8 +1,8 @@
 """Chunkers: ``list[Document] -> list[Chunk]``.
 
 The base class validates input, runs the method's :meth:`Chunker.chunk` on each document with a
-progress bar, and checks that the chunks of a document cover all of its text (nothing dropped
-silently) and that every chunk is an exact span of its source.
+progress bar, checks that the chunks of a document cover all of its text (nothing dropped
+silently) and that every chunk is an exact span of its source, and tags each chunk with the method.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Chunker(Stage):
             pieces = self.chunk(doc) if doc.text.strip() else []
             check_cover(doc, pieces)
             chunks.extend(pieces)
-        return chunks
+        return self.tag(chunks)
 
     def chunk(self, document: Document) -> list[Chunk]:
         """The chunks of one non-blank document, in source order."""

@@ -12,7 +12,7 @@ give better downstream documentation. We combine the two families:
    ``max_tokens`` is cut at its inner units if it has any (a class at its methods).
 2. LLM partitions (paper Sec. "Expert-Driven"/LLM partitions): a unit still over the limit, or a
    whole file in a language without a grammar (the paper's MUMPS and assembly), is shown to
-   ``llm`` as numbered lines and the model replies with the line numbers where new chunks begin.
+   ``model`` as numbered lines and the model replies with the line numbers where new chunks begin.
    Replies are repaired (out-of-range, duplicate and unordered numbers dropped or sorted); where
    none is usable, or a piece would still be over the limit, the cut falls back to the shallowest
    statement boundary that fits (column-0 lines and lines after blank lines without a grammar),
@@ -37,12 +37,13 @@ import importlib
 import importlib.metadata
 import re
 from pathlib import PurePath
+from typing import ClassVar
 
 from tqdm.auto import tqdm
 
-from ragpress.chunkers._llm import answer_prompts
 from ragpress.chunkers.base import Chunker
-from ragpress.core.models import load_causal_lm, load_tokenizer
+from ragpress.core.loaders import load_causal_lm, load_tokenizer
+from ragpress.core.prompt import user_turns
 from ragpress.core.types import Chunk, Document
 
 EXTENSIONS = {
@@ -56,7 +57,7 @@ GRAMMARS = {
     "php": "tree_sitter_php:language_php",
     "csharp": "tree_sitter_c_sharp:language",
 }
-_UNIT = re.compile(r"decorated_definition|\w*(function|method|class|interface|struct|impl|trait|enum|constructor)_(definition|declaration|item)")
+UNIT_TYPES = re.compile(r"decorated_definition|\w*(function|method|class|interface|struct|impl|trait|enum|constructor)_(definition|declaration|item)")
 _PROMPT = (
     "Below is {language} code with line numbers. Split it into chunks of at most {limit} tokens each, "
     "so that every chunk is one logical unit (a routine, a label block, a section) wherever possible. "
@@ -93,12 +94,14 @@ def load_parser(language: str, spec: str = ""):
 @dataclasses.dataclass
 class CodeChunker(Chunker):
     """Settings: ``language`` ("" = ``document.metadata["language"]`` or the suffix of
-    ``metadata["path"]``), ``max_tokens`` per chunk (paper: 512-4096), ``llm`` that partitions,
-    ``tokenizer`` that counts, ``grammars`` mapping a language to a ``"module[:function]"`` grammar."""
+    ``metadata["path"]``), ``max_tokens`` per chunk (paper: 512-4096), ``model``: the LLM that
+    partitions, ``tokenizer`` that counts, ``grammars`` mapping a language to a ``"module[:function]"``
+    grammar."""
 
+    method: ClassVar[str] = "code"
     language: str = ""
     max_tokens: int = 1024
-    llm: str = "smollm2-135m"
+    model: str = "smollm2-135m"
     tokenizer: str = "smollm2-135m"
     grammars: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -108,7 +111,7 @@ class CodeChunker(Chunker):
 
     def ask_llm(self, prompt: str) -> str:
         """The LLM's reply to one partition prompt (greedy)."""
-        return answer_prompts(load_causal_lm(self.llm), [prompt], max_new_tokens=64)[0]
+        return load_causal_lm(self.model).chat_batch(user_turns([prompt]), max_new_tokens=64, desc="LLM prompts")[0]
 
     def language_of(self, document: Document) -> str:
         language = self.language or document.metadata.get("language", "")
@@ -254,7 +257,7 @@ class _File:
     def window(self, a: int, b: int) -> int:
         """The end row of the code shown to the LLM from row ``a``: up to ``2 * max_tokens`` tokens
         (and half the LLM's context), at least one row."""
-        limit = min(2 * self.settings.max_tokens, load_causal_lm(self.settings.llm).max_length // 2)
+        limit = min(2 * self.settings.max_tokens, load_causal_lm(self.settings.model).max_length // 2)
         rows = list(range(a + 1, b + 1))
         lo, hi = 0, len(rows)
         while lo < hi:
@@ -267,7 +270,7 @@ def _find_units(node) -> list:
     """The outermost function/class/method nodes below ``node`` (not crossing another unit)."""
     out = []
     for child in node.named_children:
-        if _UNIT.fullmatch(child.type):
+        if UNIT_TYPES.fullmatch(child.type):
             out.append(child)
         else:
             out.extend(_find_units(child))

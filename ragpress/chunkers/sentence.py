@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ragpress.chunkers.base import Chunker, strip_span
-from ragpress.core.models import SPACY_MODEL, load_spacy, load_tokenizer
+from ragpress.core.bundled import SPACY_MODEL
+from ragpress.core.loaders import load_spacy, load_tokenizer
 from ragpress.core.types import Chunk, Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
@@ -52,6 +53,7 @@ class SentenceChunker(Chunker):
     sentence ends); a single line longer than the limit becomes a chunk of its own, and its
     ``token_count`` shows it."""
 
+    method: ClassVar[str] = "sentence"
     unit: Literal["sentence", "paragraph"] = "paragraph"
     max_tokens: int = 200
     tokenizer: str = "minilm-l6"

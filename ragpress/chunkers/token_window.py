@@ -4,14 +4,16 @@ boundaries of ``tokenizer`` and mapped back to exact character offsets."""
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from ragpress.chunkers.base import Chunker, strip_span
-from ragpress.core.models import load_tokenizer
+from ragpress.core.loaders import load_tokenizer
 from ragpress.core.types import Chunk, Document
 
 
 @dataclasses.dataclass
 class TokenWindowChunker(Chunker):
+    method: ClassVar[str] = "token_window"
     size: int = 256
     overlap: int = 32
     tokenizer: str = "minilm-l6"

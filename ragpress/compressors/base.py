@@ -1,19 +1,19 @@
 """Compressors: ``query, list[Chunk] -> Context``.
 
-The base class checks input, counts the tokens of the chunks it was given (``tokens_before``) with
-the compressor's tokenizer, and hands the method the rest. Extractive methods return pieces that
-are exact spans of the sources; soft methods return embeddings.
+The base class checks input, hands the method the rest, and tags the Context with the method's
+name. Extractive methods return pieces that are exact spans of the sources; soft methods return
+embeddings. Token counts (budgets, ``tokens_before``/``tokens_after``) use one tokenizer, chosen by
+one rule (:attr:`Compressor.counting_model`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import ClassVar
 
-from pathlib import Path
-
-from ragpress.compressors.soft_cache import SegmentCache
-from ragpress.core.models import load_tokenizer
+from ragpress.compressors.segment_cache import SegmentCache
+from ragpress.core.loaders import load_tokenizer
 from ragpress.core.stage import Stage, check_chunks, check_query
 from ragpress.core.types import Chunk, Context
 
@@ -21,16 +21,25 @@ from ragpress.core.types import Chunk, Context
 @dataclasses.dataclass
 class Compressor(Stage):
     kind: ClassVar[str] = "compressor"
-    tokenizer: str = "smollm2-135m"
 
     def run(self, query: str, chunks: list[Chunk]) -> Context:
-        return self.compress(check_query(query), check_chunks(chunks))
+        return self.tag(self.compress(check_query(query), check_chunks(chunks)))
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
         raise NotImplementedError
 
+    @property
+    def counting_model(self) -> str:
+        """The model whose tokenizer counts this compressor's tokens: its ``tokenizer`` setting
+        (compressors without a model of their own, or whose model is not the generator's), else
+        the ``decoder`` its output is made for, else the ``model`` it runs."""
+        for name in ("tokenizer", "decoder", "model"):
+            if isinstance(getattr(self, name, None), str):
+                return getattr(self, name)
+        raise TypeError(f"{type(self).__name__} names no tokenizer, decoder or model to count tokens with.")
+
     def count_tokens(self, text: str) -> int:
-        return len(load_tokenizer(self.tokenizer)(text, add_special_tokens=False)["input_ids"])
+        return len(load_tokenizer(self.counting_model)(text, add_special_tokens=False)["input_ids"])
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ Nothing is rewritten, so every piece is an exact span of its source."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ragpress.compressors.base import Compressor
 from ragpress.core.types import Chunk, Context
@@ -16,8 +16,10 @@ class BudgetPacker(Compressor):
     that would overflow it and repeated spans; ``order="source"`` then shows the kept pieces in
     document order instead of rank order."""
 
+    method: ClassVar[str] = "budget_packer"
     budget: int = 512
     order: Literal["rank", "source"] = "rank"
+    tokenizer: str = "smollm2-135m"  # counts the budget: the generator's tokenizer
 
     def __post_init__(self):
         if self.budget < 1:

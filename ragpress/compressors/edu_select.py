@@ -20,13 +20,13 @@ selects query-relevant sub-trees for linearization" under a hard token budget. S
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from tqdm.auto import tqdm
 
 from ragpress.chunkers.edu import LEVELS, EDUTree, EDUTreeSettings
 from ragpress.compressors.base import Compressor
-from ragpress.core.models import load_embedder, load_tokenizer
+from ragpress.core.loaders import load_embedder, load_tokenizer
 from ragpress.core.types import Chunk, Context, Document
 
 Key = tuple[int, tuple[int, ...]]  # (input chunk index, node path)
@@ -34,11 +34,13 @@ Key = tuple[int, tuple[int, ...]]  # (input chunk index, node path)
 
 @dataclasses.dataclass
 class EDUSelectCompressor(EDUTreeSettings, Compressor):
-    """Settings: ``budget`` (tokens of kept context, counted with ``tokenizer``), ``embedder`` (the
+    """Settings: ``budget`` (tokens of kept context, counted with ``tokenizer``), ``model`` (the
     ranker), ``keep_headings``, and the tree settings of :class:`~ragpress.chunkers.edu.EDUTreeSettings`."""
 
+    method: ClassVar[str] = "edu_select"
     budget: int = 512
-    embedder: str = "minilm-l6"
+    model: str = "minilm-l6"
+    tokenizer: str = "smollm2-135m"
     keep_headings: bool = True
 
     def __post_init__(self):
@@ -58,7 +60,7 @@ class EDUSelectCompressor(EDUTreeSettings, Compressor):
         count = lambda texts: [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
         chunks = [c for c in chunks if c.text.strip()]
         if not chunks:
-            return Context(query=query, metadata={"method": "edu_select", "budget": self.budget})
+            return Context(query=query, metadata={"budget": self.budget})
         nodes: dict[Key, Chunk] = {}
         for i, tree in enumerate(self.trees(chunks)):
             nodes.update(((i, n.metadata["path"]), n) for n in tree.walk() if n.metadata["level"] != "document")
@@ -80,12 +82,12 @@ class EDUSelectCompressor(EDUTreeSettings, Compressor):
             pieces=pieces,
             tokens_before=sum(count(c.text for c in chunks)),
             tokens_after=sum(tokens[k] for k in order),
-            metadata={"method": "edu_select", "budget": self.budget, "linearized": linearize(pieces, chunks)},
+            metadata={"budget": self.budget, "linearized": linearize(pieces, chunks)},
         )
 
     def score(self, query: str, texts: list[str]) -> list[float]:
         """Cosine similarity of each text to the query."""
-        model = load_embedder(self.embedder)
+        model = load_embedder(self.model)
         vectors = model.encode([query, *texts], batch_size=64, convert_to_tensor=True, normalize_embeddings=True,
                                show_progress_bar=len(texts) > 512)
         return (vectors[1:] @ vectors[0]).float().cpu().tolist()
@@ -155,7 +157,7 @@ def _paragraph(piece: Chunk) -> Any:
     return path[: len(path) - (LEVELS.index(level) - LEVELS.index("paragraph"))]
 
 
-def highlight(context: Context, document: Document) -> str:
+def highlight_html(context: Context, document: Document) -> str:
     """HTML of ``document`` with the kept pieces marked and the dropped text greyed out."""
     import html
 

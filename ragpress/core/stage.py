@@ -1,8 +1,10 @@
 """The stage protocol: a dataclass whose fields are its settings and whose ``run`` does its work.
 
-A stage serialises to ``{"type": "module.Class", "settings": {...}}`` (its init fields only), so
-a pipeline can be saved as JSON or YAML and rebuilt. Models are not settings: stages load them
-lazily through :mod:`ragpress.core.models` on first use.
+A stage serialises to ``{"type": "package.Class", "settings": {...}}`` (its init fields only, under
+the public path that exports the class), so a pipeline can be saved as JSON or YAML and rebuilt.
+Models are not settings: stages load them lazily through :mod:`ragpress.core.loaders` on first use.
+Every stage names its method (:attr:`Stage.method`) and writes that name into ``metadata["method"]``
+of what it returns; ``run_batch`` runs a batch and equals ``run`` item by item.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from ragpress.core.types import Chunk, Document
+from ragpress.core.legacy import upgrade
+from ragpress.core.types import Answer, Chunk, Context, Document
 
 
 @dataclasses.dataclass
@@ -22,21 +26,38 @@ class Stage:
     others receive the outputs of the stages wired into it."""
 
     kind: ClassVar[str] = "stage"
+    method: ClassVar[str] = ""  # the method's name, written to metadata["method"] of every output
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
+
+    def run_batch(self, *columns: Sequence[Any]) -> list[Any]:
+        """:meth:`run` over a batch: ``columns`` holds one list per ``run`` parameter (the queries,
+        then each upstream stage's outputs). Stages that can batch their model calls override it;
+        the result always equals ``run`` item by item."""
+        return [self.run(*row) for row in zip(*columns, strict=True)]
+
+    def tag(self, output: Any) -> Any:
+        """``output`` (a Context, an Answer, or a list of Chunks) with ``metadata["method"]`` set to
+        this stage's :attr:`method`."""
+        if isinstance(output, list):
+            return [self.tag(item) for item in output]
+        if isinstance(output, (Chunk, Context, Answer)):
+            return replace(output, metadata={**output.metadata, "method": self.method})
+        raise TypeError(f"{type(self).__name__} returned a {type(output).__name__}, which carries no metadata.")
 
     def settings(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
     def to_dict(self) -> dict[str, Any]:
-        cls = type(self)
-        return {"type": f"{cls.__module__}.{cls.__qualname__}", "settings": self.settings()}
+        return {"type": public_path(type(self)), "settings": self.settings()}
 
     @staticmethod
     def from_dict(data: dict[str, Any], allow_external: bool = False) -> Stage:
-        """Rebuild a stage from :meth:`to_dict`. Only ragpress classes are imported unless
-        ``allow_external`` is set, so loading a shared pipeline file cannot import arbitrary code."""
+        """Rebuild a stage from :meth:`to_dict` (or from a file saved under older names,
+        :mod:`ragpress.core.legacy`). Only ragpress classes are imported unless ``allow_external``
+        is set, so loading a shared pipeline file cannot import arbitrary code."""
+        data = upgrade(data)
         path = data.get("type", "")
         module_name, _, class_name = path.rpartition(".")
         if not module_name.startswith("ragpress.") and not allow_external:
@@ -48,6 +69,17 @@ class Stage:
         if not (isinstance(cls, type) and issubclass(cls, Stage)):
             raise ValueError(f"{path!r} is not a ragpress Stage.")
         return cls(**data.get("settings", {}))
+
+
+def public_path(cls: type) -> str:
+    """``package.Class`` for the shallowest ragpress module that exports ``cls`` (a method folder's
+    ``__init__``, not its ``stage.py``), so saved pipelines survive moves inside a method's folder."""
+    parts = cls.__module__.split(".")
+    for depth in range(min(3, len(parts)), len(parts) + 1):
+        module = ".".join(parts[:depth])
+        if getattr(importlib.import_module(module), cls.__qualname__, None) is cls:
+            return f"{module}.{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def check_documents(documents: Sequence[Document]) -> list[Document]:

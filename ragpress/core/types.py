@@ -119,6 +119,7 @@ class Answer:
     model: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def sources(self) -> tuple[Chunk, ...]:

@@ -1,7 +1,9 @@
 """Generators: ``Context -> Answer``.
 
-The base class builds the prompt from a context (numbered sources, then the question) so every
-back end asks the same thing; back ends implement :meth:`Generator.run` and :meth:`Generator.stream`.
+Every back end asks the same thing: the prompt layout lives in :mod:`ragpress.core.prompt`
+(numbered sources, then the question). The base class checks input and tags each Answer with the
+method's name; back ends implement :meth:`Generator.generate` (and :meth:`Generator.generate_batch`
+where they can batch) and :meth:`Generator.stream`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,9 @@ import dataclasses
 from collections.abc import Iterator
 from typing import ClassVar
 
+from ragpress.core.prompt import SYSTEM_PROMPT, chat_messages
 from ragpress.core.stage import Stage
 from ragpress.core.types import Answer, Context
-
-SYSTEM_PROMPT = (
-    "Answer the question using only the numbered sources. "
-    "Be brief. If the sources do not contain the answer, say so."
-)
-SOFT_CONTEXT = "<|soft context|>"
 
 
 @dataclasses.dataclass
@@ -34,20 +31,27 @@ class Generator(Stage):
             raise ValueError(f"temperature cannot be negative, got {self.temperature}.")
 
     def run(self, context: Context) -> Answer:
+        return self.tag(self.generate(check_context(context)))
+
+    def run_batch(self, contexts: list[Context]) -> list[Answer]:
+        return [self.tag(answer) for answer in self.generate_batch([check_context(c) for c in contexts])]
+
+    def generate(self, context: Context) -> Answer:
         raise NotImplementedError
+
+    def generate_batch(self, contexts: list[Context]) -> list[Answer]:
+        return [self.generate(context) for context in contexts]
 
     def stream(self, context: Context) -> Iterator[str]:
         """Yield the answer's text as it is generated."""
         raise NotImplementedError
 
     def messages(self, context: Context) -> list[dict[str, str]]:
-        """Chat messages asking ``context.query`` over ``context.pieces`` as numbered sources. A soft
-        context (``context.embeddings``) stands in the sources' place as :data:`SOFT_CONTEXT`, which
-        a back end that accepts input embeddings swaps for the embedding rows."""
-        if not isinstance(context, Context):
-            raise TypeError(f"A generator takes a Context, got {type(context).__name__}; put a compressor before it.")
-        sources = "\n\n".join(f"[{i}] {piece.text.strip()}" for i, piece in enumerate(context.pieces, 1))
-        if context.embeddings is not None:
-            sources = "\n\n".join(filter(None, (SOFT_CONTEXT, sources)))
-        user = f"Sources:\n{sources}\n\nQuestion: {context.query}" if sources else f"Question: {context.query}"
-        return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]
+        """The chat messages this generator sends for ``context`` (:func:`~ragpress.core.prompt.chat_messages`)."""
+        return chat_messages(context, self.system_prompt)
+
+
+def check_context(context: Context) -> Context:
+    if not isinstance(context, Context):
+        raise TypeError(f"A generator takes a Context, got {type(context).__name__}; put a compressor before it.")
+    return context

@@ -4,17 +4,19 @@ most (:mod:`ragpress.compressors.gemfilter` holds that selection); the second pa
 model on those tokens alone, with fresh positions (Sec. 3.2), and generates the answer.
 
 As in the paper, the selection ranges over the whole prompt (instructions and question included),
-so ``k`` is the length of the prompt the full model reads.
+so ``budget`` is the length of the prompt the full model reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import ClassVar
 
 import torch
 
-from ragpress.compressors.gemfilter import GemFilterSettings, PromptLayout
+from ragpress.compressors.gemfilter import GemFilterSettings
+from ragpress.core.prompt import PromptLayout
 from ragpress.core.types import Answer, Context
 from ragpress.generators.base import Generator
 
@@ -23,6 +25,8 @@ from ragpress.generators.base import Generator
 class GemFilterGenerator(GemFilterSettings, Generator):
     """Answer ``context.query`` from ``context.pieces`` with GemFilter's two passes; the answer's
     context holds the source spans the full model actually read."""
+
+    method: ClassVar[str] = "gemfilter"
 
     def __post_init__(self):
         Generator.__post_init__(self)
@@ -38,11 +42,11 @@ class GemFilterGenerator(GemFilterSettings, Generator):
             pieces=layout.spans(selected, scores),
             tokens_before=int(sources.sum()),
             tokens_after=int(sources[selected].sum()),
-            metadata={"method": "gemfilter", "prompt_tokens": len(layout.ids), "selected_tokens": len(selected)},
+            metadata={"method": self.method, "prompt_tokens": len(layout.ids), "selected_tokens": len(selected)},
         )
         return layout.ids[selected][None], read
 
-    def run(self, context: Context) -> Answer:
+    def generate(self, context: Context) -> Answer:
         ids, read = self._second_pass_input(context)
         lm = self.language_model()
         new = lm.generate(ids, self.max_new_tokens, self.temperature)

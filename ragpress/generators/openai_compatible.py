@@ -9,7 +9,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from ragpress.core.types import Answer, Context
 from ragpress.generators.base import Generator
@@ -20,13 +20,14 @@ class OpenAICompatibleGenerator(Generator):
     """``base_url`` is the API root, e.g. ``http://localhost:8000/v1``. The API key is read from the
     environment variable named by ``api_key_env`` (never stored in the settings), if set."""
 
+    method: ClassVar[str] = "openai_compatible"
     base_url: str = "http://localhost:8000/v1"
     model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
     timeout: float = 60.0
     seed: int = 0
 
-    def run(self, context: Context) -> Answer:
+    def generate(self, context: Context) -> Answer:
         with self._post(context, stream=False) as response:
             body = json.load(response)
         try:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import ClassVar
 
-import torch
-
-from ragpress.core.models import CausalLM, load_causal_lm
+from ragpress.core.loaders import load_causal_lm
+from ragpress.core.prompt import SOFT_CONTEXT
 from ragpress.core.types import Answer, Context
-from ragpress.generators.base import SOFT_CONTEXT, Generator
+from ragpress.generators.base import Generator
 
 
 @dataclasses.dataclass
@@ -21,24 +21,25 @@ class TransformersGenerator(Generator):
     the same answer. ``repetition_penalty`` > 1 discourages the loops small models fall into.
     :meth:`run_batch` (used by ``Pipeline.run_batch``) generates greedy answers in batches."""
 
+    method: ClassVar[str] = "transformers"
     model: str = "smollm2-135m"
     device: str | None = None
     seed: int = 0
     repetition_penalty: float = 1.0
     batch_size: int = 8
 
-    def run(self, context: Context) -> Answer:
+    def generate(self, context: Context) -> Answer:
         lm, prompt = self._prompt(context)
         new = lm.generate(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
         text = lm.tokenizer.decode(new, skip_special_tokens=True).strip()
         return Answer(text, context, self.model, prompt_tokens=prompt.shape[1], completion_tokens=len(new))
 
-    def run_batch(self, contexts: list[Context]) -> list[Answer]:
+    def generate_batch(self, contexts: list[Context]) -> list[Answer]:
         """Answers to many contexts. Greedy decoding runs them in left-padded batches of
         ``batch_size`` (same answers as :meth:`run` up to float rounding); sampling runs one at a
         time so that each answer depends only on its own seed."""
         if self.temperature > 0 or not contexts:
-            return [self.run(c) for c in contexts]
+            return [self.generate(c) for c in contexts]
         lm = load_causal_lm(self.model, self.device)
         rows = [self._prompt(c)[1][0] for c in contexts]
         replies = lm.generate_batch(rows, self.max_new_tokens, self.batch_size, repetition_penalty=self.repetition_penalty)
@@ -66,9 +67,3 @@ class TransformersGenerator(Generator):
             )
         return lm, lm.chat_embeds(messages, SOFT_CONTEXT, context.embeddings)
 
-
-def soft_prompt_ids(lm: CausalLM, question: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids before and after the soft context in the prompt :class:`TransformersGenerator` builds
-    for ``question``: trainers of soft compressors train on the very prompt the generator will use."""
-    messages = TransformersGenerator(model=lm.name).messages(Context(query=question, embeddings=torch.empty(0)))
-    return lm.chat_split(messages, SOFT_CONTEXT)

@@ -2,7 +2,7 @@
 traced, and saved as a dict, JSON or YAML.
 
 >>> rag = Pipeline(chunker=SentenceChunker())
->>> rag.add("dense", DenseRetriever(k=8)).add("bm25", BM25Retriever(k=8))
+>>> rag.add("dense", DenseRetriever(top_k=8)).add("bm25", BM25Retriever(top_k=8))
 >>> rag.add("fuse", ReciprocalRankFusion(top_k=8), after=["dense", "bm25"])
 >>> rag.add("pack", BudgetPacker(budget=512), after="fuse")
 >>> rag.add("answer", TransformersGenerator(), after="pack")
@@ -75,6 +75,11 @@ class StageTrace:
     tokens_in: int | None
     tokens_out: int | None
 
+    @property
+    def tokens(self) -> str:
+        """Tokens in and out as ``"in→out"``, ``?`` where unknown."""
+        return "→".join("?" if n is None else str(n) for n in (self.tokens_in, self.tokens_out))
+
 
 @dataclasses.dataclass(frozen=True)
 class Result:
@@ -91,8 +96,7 @@ class Result:
         """The trace as a plain-text table."""
         rows = [("stage", "type", "ms", "items in→out", "tokens in→out")]
         for t in self.trace:
-            tokens = f"{_show(t.tokens_in)}→{_show(t.tokens_out)}"
-            rows.append((t.name, t.stage, f"{t.seconds * 1000:.0f}", f"{t.items_in}→{t.items_out}", tokens))
+            rows.append((t.name, t.stage, f"{t.seconds * 1000:.0f}", f"{t.items_in}→{t.items_out}", t.tokens))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -188,7 +192,7 @@ class Pipeline:
         return self.run_batch([query])[0]
 
     def run_batch(self, queries: list[str]) -> list[Result]:
-        """Run every stage over all ``queries``; a stage with its own ``run_batch`` gets them in one call."""
+        """Run every stage over all ``queries``, each stage once for the whole batch (:meth:`Stage.run_batch`)."""
         if isinstance(queries, str):
             raise TypeError("run_batch takes a list of queries; use run() for one.")
         queries = [check_query(q) for q in queries]
@@ -199,8 +203,7 @@ class Pipeline:
             upstream = [columns[a] for a in node.after]
             args = ([queries] if node.ports.wants_query else []) + upstream
             start = time.perf_counter()
-            batch = getattr(node.stage, "run_batch", None)
-            outputs = batch(*args) if batch else [node.stage.run(*row) for row in zip(*args)]
+            outputs = node.stage.run_batch(*args)
             share = (time.perf_counter() - start) / len(queries)
             columns[node.name] = outputs
             for i, output in enumerate(outputs):
@@ -294,10 +297,6 @@ def _items(value: Any) -> int:
 
 def _type_name(t: Any) -> str:
     return getattr(t, "__name__", None) if not typing.get_args(t) else str(t).replace("ragpress.core.types.", "")
-
-
-def _show(value: int | None) -> str:
-    return "?" if value is None else str(value)
 
 
 def _hint(given: Any, wanted: Any) -> str:

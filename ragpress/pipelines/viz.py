@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import networkx as nx
 from matplotlib.figure import Figure
 
-from ragpress.pipelines.graph import Pipeline, Result, _show
+from ragpress.pipelines.graph import Pipeline, Result
 
 # One colour per stage kind (tab10), so a graph reads at a glance.
 KIND_COLORS = {
@@ -23,10 +23,10 @@ KIND_COLORS = {
 }
 
 
-def draw_pipeline(pipeline: Pipeline, ax=None) -> Figure:
+def plot_pipeline(pipeline: Pipeline, ax=None) -> Figure:
     """The pipeline's graph, left to right from the query, each stage coloured by its kind."""
     if not isinstance(pipeline, Pipeline):
-        raise TypeError(f"draw_pipeline takes a Pipeline, got {type(pipeline).__name__}.")
+        raise TypeError(f"plot_pipeline takes a Pipeline, got {type(pipeline).__name__}.")
     graph = pipeline.to_networkx()
     for layer, names in enumerate(nx.topological_generations(graph)):
         for name in names:
@@ -61,7 +61,7 @@ def plot_trace(results: Result | Sequence[Result], ax=None) -> Figure:
     bars = ax.barh([t.name for t in first], ms, color="#1f77b4")
     ax.invert_yaxis()
     for bar, t in zip(bars, first):
-        note = f" {t.items_in}→{t.items_out} items, {_show(t.tokens_in)}→{_show(t.tokens_out)} tokens"
+        note = f" {t.items_in}→{t.items_out} items, {t.tokens} tokens"
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, note, va="center", fontsize=8)
     ax.set_xscale("log")  # a generator takes thousands of times longer than a retriever
     ax.set_xlabel(f"milliseconds per query, log scale (mean of {len(results)})")

@@ -2,7 +2,8 @@
 
 A retriever is indexed once with :meth:`Retriever.index`, then answers queries; the base class
 checks input and that the index exists, and saves/loads the chunks and settings (JSON) beside the
-method's own index files. Returned chunks carry their retrieval ``score``, best first.
+method's own index files. Returned chunks carry their retrieval ``score``, best first, and the
+method's name in ``metadata["method"]``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from ragpress.core.types import Chunk
 @dataclasses.dataclass
 class Retriever(Stage):
     kind: ClassVar[str] = "retriever"
-    k: int = 5
+    top_k: int = 5
 
     def __post_init__(self):
-        if self.k < 1:
-            raise ValueError(f"k must be at least 1, got {self.k}.")
+        if not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"top_k (chunks returned per query) must be a positive int, got {self.top_k!r}.")
 
     @property
     def indexed(self) -> bool:
@@ -41,8 +42,12 @@ class Retriever(Stage):
         self._chunks = chunks
 
     def run(self, query: str) -> list[Chunk]:
+        return self.run_batch([query])[0]
+
+    def run_batch(self, queries: list[str]) -> list[list[Chunk]]:
+        """The ``top_k`` chunks for each query; methods that encode queries batch them here."""
         self._check_indexed()
-        return self.search(check_query(query), self.k)
+        return [self.tag(found) for found in self.search_batch([check_query(q) for q in queries], self.top_k)]
 
     def save(self, path: str | Path) -> None:
         """Write the settings, the chunks (JSON lines) and the method's index to folder ``path``."""
@@ -78,8 +83,11 @@ class Retriever(Stage):
     def build(self, chunks: list[Chunk]) -> None:
         raise NotImplementedError
 
-    def search(self, query: str, k: int) -> list[Chunk]:
+    def search(self, query: str, top_k: int) -> list[Chunk]:
         raise NotImplementedError
+
+    def search_batch(self, queries: list[str], top_k: int) -> list[list[Chunk]]:
+        return [self.search(query, top_k) for query in queries]
 
     def save_index(self, path: Path) -> None:
         raise NotImplementedError
@@ -97,7 +105,7 @@ class Reranker(Stage):
 
     def run(self, query: str, chunks: list[Chunk]) -> list[Chunk]:
         ranked = self.rerank(check_query(query), check_chunks(chunks))
-        return ranked[: self.top_k] if self.top_k is not None else ranked
+        return self.tag(ranked[: self.top_k] if self.top_k is not None else ranked)
 
     def rerank(self, query: str, chunks: list[Chunk]) -> list[Chunk]:
         raise NotImplementedError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import bm25s
 
@@ -13,6 +14,7 @@ from ragpress.retrievers.base import Retriever
 
 @dataclasses.dataclass
 class BM25Retriever(Retriever):
+    method: ClassVar[str] = "bm25"
     k1: float = 1.5
     b: float = 0.75
     stopwords: str = "en"
@@ -24,11 +26,11 @@ class BM25Retriever(Retriever):
         self._bm25 = bm25s.BM25(k1=self.k1, b=self.b)
         self._bm25.index(tokens, show_progress=False)
 
-    def search(self, query: str, k: int) -> list[Chunk]:
+    def search(self, query: str, top_k: int) -> list[Chunk]:
         tokens = self._tokenize([query])
         if not tokens.vocab:  # only stopwords or punctuation: nothing to match
             return []
-        ids, scores = self._bm25.retrieve(tokens, k=min(k, len(self.chunks)), show_progress=False)
+        ids, scores = self._bm25.retrieve(tokens, k=min(top_k, len(self.chunks)), show_progress=False)
         return [self.chunks[i].with_score(s) for i, s in zip(ids[0], scores[0]) if s > 0]
 
     def _tokenize(self, texts: list[str]):

@@ -7,18 +7,19 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import faiss
 import numpy as np
 
-from ragpress.core.models import load_embedder
-from ragpress.core.stage import check_query
+from ragpress.core.loaders import load_embedder
 from ragpress.core.types import Chunk
 from ragpress.retrievers.base import Retriever
 
 
 @dataclasses.dataclass
 class DenseRetriever(Retriever):
+    method: ClassVar[str] = "dense"
     model: str = "minilm-l6"
     batch_size: int = 64
     device: str | None = None
@@ -35,14 +36,12 @@ class DenseRetriever(Retriever):
         )
         self._set_index(_flat_index(np.asarray(vectors, dtype=np.float32)))
 
-    def search(self, query: str, k: int) -> list[Chunk]:
-        return self.run_batch([query])[0]
+    def search(self, query: str, top_k: int) -> list[Chunk]:
+        return self.search_batch([query], top_k)[0]
 
-    def run_batch(self, queries: list[str]) -> list[list[Chunk]]:
-        self._check_indexed()
-        queries = [check_query(q) for q in queries]
+    def search_batch(self, queries: list[str], top_k: int) -> list[list[Chunk]]:
         vectors = load_embedder(self.model, self.device).encode(queries, normalize_embeddings=True, convert_to_numpy=True)
-        scores, ids = self._index.search(np.asarray(vectors, dtype=np.float32), min(self.k, len(self.chunks)))
+        scores, ids = self._index.search(np.asarray(vectors, dtype=np.float32), min(top_k, len(self.chunks)))
         return [[self.chunks[i].with_score(s) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]
 
     def save_index(self, path: Path) -> None:

@@ -16,6 +16,7 @@ class ReciprocalRankFusion(Stage):
     Chunks are the same when they are the same span of the same document."""
 
     kind: ClassVar[str] = "fusion"
+    method: ClassVar[str] = "rrf"
     rank_constant: int = 60
     top_k: int | None = None
 
@@ -30,4 +31,4 @@ class ReciprocalRankFusion(Stage):
                 scores[key] = scores.get(key, 0.0) + 1.0 / (self.rank_constant + rank)
                 first.setdefault(key, chunk)
         fused = sorted(scores, key=lambda key: (-scores[key], key))
-        return [first[key].with_score(scores[key]) for key in fused[: self.top_k]]
+        return self.tag([first[key].with_score(scores[key]) for key in fused[: self.top_k]])

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ragpress.core.models import CausalLM, load_causal_lm
+from ragpress.core.lm import CausalLM
+from ragpress.core.loaders import load_causal_lm
 
 _CONTROL = re.compile(r"<\|[^|>]{0,40}\|>|</?s>|\[/?INST\]|<<SYS>>|<</SYS>>")
 _NUMBER = r"(\d{1,4}(?:\.\d+)?)"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import ClassVar
 from dataclasses import dataclass, field
 
 from ragpress.core.types import Chunk
@@ -72,7 +73,8 @@ class RebelTrace:
 
 @dataclasses.dataclass
 class RebelReranker(Reranker):
-    llm: str = "smollm2-135m"
+    method: ClassVar[str] = "rebel"
+    model: str = "smollm2-135m"
     mode: str = "two_turn"
     criteria: tuple = FIXED_CRITERIA
     max_criteria: int = 5
@@ -90,7 +92,7 @@ class RebelReranker(Reranker):
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be at least 1 or None, got {self.top_k}.")
         self.criteria = tuple((str(n), float(w), str(d)) for n, w, d in self.criteria)
-        self.chat = ChatLLM(self.llm, self.device, self.batch_size)
+        self.chat = ChatLLM(self.model, self.device, self.batch_size)
         self.last_trace: RebelTrace | None = None
 
     def rerank(self, query: str, chunks: list[Chunk]) -> list[Chunk]:

@@ -42,7 +42,7 @@ def check_chunks(doc, chunks, max_tokens):
 @pytest.mark.parametrize("module", [textwrap, json.decoder, inspect])
 def test_stdlib_modules_are_covered_by_units(module, tiny_lm_path):
     doc = Document(inspect.getsource(module), metadata={"path": module.__file__})
-    chunker = CodeChunker(max_tokens=512, llm=tiny_lm_path)
+    chunker = CodeChunker(max_tokens=512, model=tiny_lm_path)
     fake_llm(chunker, ["no idea"])
     chunks = chunker.run([doc])
     check_chunks(doc, chunks, 512)
@@ -55,9 +55,9 @@ def test_stdlib_modules_are_covered_by_units(module, tiny_lm_path):
 
 def test_classes_over_budget_split_into_methods(tiny_lm_path):
     doc = Document(inspect.getsource(textwrap), metadata={"language": "python"})
-    whole = CodeChunker(max_tokens=4096, llm=tiny_lm_path).run([doc])
+    whole = CodeChunker(max_tokens=4096, model=tiny_lm_path).run([doc])
     assert [c.metadata["name"] for c in whole if c.metadata["kind"] == "class"] == ["TextWrapper"]
-    split = CodeChunker(max_tokens=300, llm=tiny_lm_path)
+    split = CodeChunker(max_tokens=300, model=tiny_lm_path)
     fake_llm(split, [""])
     chunks = split.run([doc])
     methods = {c.metadata["name"] for c in chunks if c.metadata["kind"] == "method"}
@@ -68,7 +68,7 @@ def test_classes_over_budget_split_into_methods(tiny_lm_path):
 def test_budget_smaller_than_one_unit_partitions_it(tiny_lm_path):
     source = inspect.getsource(textwrap.dedent)
     doc = Document(source, metadata={"language": "python"})
-    chunker = CodeChunker(max_tokens=40, llm=tiny_lm_path)
+    chunker = CodeChunker(max_tokens=40, model=tiny_lm_path)
     prompts = fake_llm(chunker, ["nothing useful"])
     chunks = chunker.run([doc])
     check_chunks(doc, chunks, 40)
@@ -81,7 +81,7 @@ def test_budget_smaller_than_one_unit_partitions_it(tiny_lm_path):
 def test_unknown_language_is_partitioned_by_the_llm(tiny_lm_path):
     assert load_parser("mumps") is None
     doc = Document(MUMPS, metadata={"language": "MUMPS"})
-    chunks = CodeChunker(max_tokens=120, llm=tiny_lm_path).run([doc])  # a random model: fallbacks only
+    chunks = CodeChunker(max_tokens=120, model=tiny_lm_path).run([doc])  # a random model: fallbacks only
     check_chunks(doc, chunks, 120)
     assert len(chunks) > 1 and all(c.metadata["language"] == "mumps" and c.metadata["kind"] == "file" for c in chunks)
     assert all(c.text.startswith("LABEL") for c in chunks if c.metadata["split"] != "fixed")  # labels are the structure
@@ -92,7 +92,7 @@ def test_unknown_language_is_partitioned_by_the_llm(tiny_lm_path):
 )
 def test_malformed_partition_answers_are_repaired_or_fall_back(reply, tiny_lm_path):
     doc = Document(MUMPS, metadata={"path": "IRTUTIL.m"})
-    chunker = CodeChunker(max_tokens=120, llm=tiny_lm_path)
+    chunker = CodeChunker(max_tokens=120, model=tiny_lm_path)
     fake_llm(chunker, [reply])
     chunks = chunker.run([doc])
     check_chunks(doc, chunks, 120)
@@ -105,7 +105,7 @@ def test_malformed_partition_answers_are_repaired_or_fall_back(reply, tiny_lm_pa
 
 def test_grammar_mapping_and_bad_settings(tiny_lm_path):
     doc = Document("import os\n\n\ndef f():\n    return os.sep\n", metadata={"language": "py3"})
-    chunks = CodeChunker(grammars={"py3": "tree_sitter_python"}, llm=tiny_lm_path).run([doc])
+    chunks = CodeChunker(grammars={"py3": "tree_sitter_python"}, model=tiny_lm_path).run([doc])
     assert [(c.metadata["kind"], c.metadata["name"]) for c in chunks] == [("statements", ""), ("function", "f")]
     with pytest.raises(ValueError, match="set CodeChunker\\(language=...\\)"):
         CodeChunker().run([Document("x = 1\n")])

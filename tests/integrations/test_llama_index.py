@@ -99,7 +99,7 @@ def test_a_node_without_text_or_with_wrong_offsets_is_refused_and_one_without_a_
 
 
 def test_retriever_returns_the_indexed_nodes_themselves(nodes, tiny_embedder_path):
-    retriever = RagpressRetriever(DenseRetriever(model=tiny_embedder_path, k=4), nodes=nodes)
+    retriever = RagpressRetriever(DenseRetriever(model=tiny_embedder_path, top_k=4), nodes=nodes)
     found = retriever.retrieve(QUERY)
     assert len(found) == 4 and all(any(hit.node is n for n in nodes) for hit in found)
     assert [hit.score for hit in found] == sorted((hit.score for hit in found), reverse=True)
@@ -107,7 +107,7 @@ def test_retriever_returns_the_indexed_nodes_themselves(nodes, tiny_embedder_pat
 
 def test_a_hybrid_pipeline_serves_as_one_retriever(nodes, tiny_embedder_path, docs):
     hybrid = Pipeline(chunker=TokenWindowChunker(size=6, overlap=2))
-    hybrid.add("dense", DenseRetriever(model=tiny_embedder_path, k=3)).add("bm25", BM25Retriever(k=3))
+    hybrid.add("dense", DenseRetriever(model=tiny_embedder_path, top_k=3)).add("bm25", BM25Retriever(top_k=3))
     hybrid.add("fuse", ReciprocalRankFusion(top_k=4), after=["dense", "bm25"])
     hybrid.index(docs)
     found = RagpressRetriever(hybrid).retrieve(QUERY)
@@ -149,7 +149,7 @@ def test_a_retriever_query_engine_runs_on_ragpress_stages(nodes, tiny_lm_path, t
     packer = BudgetPacker(budget=30, tokenizer=tiny_lm_path)
     llm = RagpressLLM(TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=4))
     engine = RetrieverQueryEngine.from_args(
-        RagpressRetriever(DenseRetriever(model=tiny_embedder_path, k=5), nodes=nodes),
+        RagpressRetriever(DenseRetriever(model=tiny_embedder_path, top_k=5), nodes=nodes),
         llm=llm,
         node_postprocessors=[RagpressPostprocessor(dataclasses.replace(shortest_first, top_k=4)), RagpressPostprocessor(packer)],
     )
@@ -158,6 +158,6 @@ def test_a_retriever_query_engine_runs_on_ragpress_stages(nodes, tiny_lm_path, t
     assert sum(packer.count_tokens(n.node.text) for n in response.source_nodes) <= 30
     assert {n.node.node_id for n in response.source_nodes} <= {n.node_id for n in nodes}
 
-    streaming = RetrieverQueryEngine.from_args(RagpressRetriever(BM25Retriever(k=2), nodes=nodes), llm=llm, streaming=True)
+    streaming = RetrieverQueryEngine.from_args(RagpressRetriever(BM25Retriever(top_k=2), nodes=nodes), llm=llm, streaming=True)
     pieces = list(streaming.query(QUERY).response_gen)
     assert len(pieces) >= 2 and llm.complete("Hello").additional_kwargs["completion_tokens"] == 4

@@ -22,7 +22,7 @@ DOCS = [
 @pytest.fixture()
 def rag(tiny_lm_path, tiny_embedder_path):
     pipeline = Pipeline(chunker=SentenceChunker(unit="sentence", max_tokens=16))
-    pipeline.add("dense", DenseRetriever(model=tiny_embedder_path, k=3)).add("bm25", BM25Retriever(k=3))
+    pipeline.add("dense", DenseRetriever(model=tiny_embedder_path, top_k=3)).add("bm25", BM25Retriever(top_k=3))
     pipeline.add("fuse", ReciprocalRankFusion(top_k=3), after=["dense", "bm25"])
     pipeline.add("pack", BudgetPacker(budget=40, tokenizer=tiny_lm_path), after="fuse")
     pipeline.add("answer", TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=4), after="pack")
@@ -94,7 +94,7 @@ def test_loading_refuses_stage_types_from_outside_ragpress():
 
 def test_a_pipeline_may_end_in_a_compressor(tiny_lm_path):
     pipeline = Pipeline(chunker=TokenWindowChunker(size=8, overlap=2))
-    pipeline.add("bm25", BM25Retriever(k=2)).add("pack", BudgetPacker(budget=30, tokenizer=tiny_lm_path), after="bm25")
+    pipeline.add("bm25", BM25Retriever(top_k=2)).add("pack", BudgetPacker(budget=30, tokenizer=tiny_lm_path), after="bm25")
     pipeline.index(DOCS)
     assert isinstance(pipeline.run("loop else").output, Context)
     assert list(pipeline.to_networkx().edges) == [("query", "bm25"), ("bm25", "pack")]
@@ -105,7 +105,7 @@ def test_a_pipeline_may_end_in_a_compressor(tiny_lm_path):
 def test_provenance_survives_the_pipeline_on_random_text(tiny_lm_path, texts, query):
     docs = [Document(t) for t in dict.fromkeys(texts)]
     pipeline = Pipeline(chunker=TokenWindowChunker(size=12, overlap=3))
-    bm25 = BM25Retriever(k=4)
+    bm25 = BM25Retriever(top_k=4)
     pipeline.add("bm25", bm25).add("pack", BudgetPacker(budget=10_000, tokenizer=tiny_lm_path), after="bm25")
     try:
         pipeline.index(docs)

@@ -11,7 +11,7 @@ DOCS = [Document("The with statement calls __exit__ when the block ends."), Docu
 
 
 def test_stream_yields_the_same_answer_as_run(tiny_lm_path):
-    rag = Pipeline(chunker=TokenWindowChunker(size=8, overlap=2)).add("bm25", BM25Retriever(k=2))
+    rag = Pipeline(chunker=TokenWindowChunker(size=8, overlap=2)).add("bm25", BM25Retriever(top_k=2))
     rag.add("pack", BudgetPacker(budget=40, tokenizer=tiny_lm_path), after="bm25")
     rag.add("answer", TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=6), after="pack")
     rag.index(DOCS)
@@ -22,7 +22,7 @@ def test_stream_yields_the_same_answer_as_run(tiny_lm_path):
 
 
 def test_only_a_pipeline_ending_in_a_generator_streams(tiny_lm_path):
-    rag = Pipeline(chunker=TokenWindowChunker(size=8, overlap=2)).add("bm25", BM25Retriever(k=2))
+    rag = Pipeline(chunker=TokenWindowChunker(size=8, overlap=2)).add("bm25", BM25Retriever(top_k=2))
     rag.index(DOCS)
     with pytest.raises(TypeError, match=r"final stage 'bm25' \(BM25Retriever\) gives list\[Chunk\]"):
         rag.stream("with")

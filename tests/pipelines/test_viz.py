@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 from ragpress import Pipeline, Result  # noqa: E402
 from ragpress.compressors.budget_packer import BudgetPacker  # noqa: E402
 from ragpress.pipelines.graph import StageTrace  # noqa: E402
-from ragpress.pipelines.viz import draw_pipeline, plot_trace  # noqa: E402
+from ragpress.pipelines.viz import plot_pipeline, plot_trace  # noqa: E402
 from ragpress.retrievers.bm25 import BM25Retriever  # noqa: E402
 from ragpress.retrievers.fusion import ReciprocalRankFusion  # noqa: E402
 
@@ -15,13 +15,13 @@ from ragpress.retrievers.fusion import ReciprocalRankFusion  # noqa: E402
 def test_draw_pipeline_places_every_stage_after_its_inputs():
     rag = Pipeline().add("a", BM25Retriever()).add("b", BM25Retriever())
     rag.add("fuse", ReciprocalRankFusion(), after=["a", "b"]).add("pack", BudgetPacker(), after="fuse")
-    fig = draw_pipeline(rag)
+    fig = plot_pipeline(rag)
     ax = fig.axes[0]
     labels = {t.get_text().split("\n")[0]: t.get_position()[0] for t in ax.texts}
     assert labels["query"] < labels["a"] == labels["b"] < labels["fuse"] < labels["pack"]
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"input", "retriever", "fusion", "compressor"}
     with pytest.raises(TypeError, match="takes a Pipeline"):
-        draw_pipeline("rag")
+        plot_pipeline("rag")
 
 
 def test_plot_trace_draws_one_bar_per_stage_with_the_mean_time():

@@ -21,7 +21,7 @@ def chunks():
 
 
 def test_dense_finds_each_chunk_by_its_own_text(tiny_embedder_path, chunks):
-    retriever = DenseRetriever(model=tiny_embedder_path, k=3)
+    retriever = DenseRetriever(model=tiny_embedder_path, top_k=3)
     retriever.index(chunks)
     for chunk in chunks:
         hits = retriever.run(chunk.text)
@@ -30,7 +30,7 @@ def test_dense_finds_each_chunk_by_its_own_text(tiny_embedder_path, chunks):
 
 
 def test_dense_batch_equals_single_and_survives_save_load(tiny_embedder_path, chunks, tmp_path):
-    retriever = DenseRetriever(model=tiny_embedder_path, k=2)
+    retriever = DenseRetriever(model=tiny_embedder_path, top_k=2)
     retriever.index(chunks)
     queries = ["context manager", "exception"]
     batch = retriever.run_batch(queries)
@@ -47,7 +47,7 @@ def test_dense_warns_when_chunks_exceed_the_embedder_window(tiny_embedder_path):
 
 
 def test_bm25_ranks_the_keyword_match_first_and_round_trips(chunks, tmp_path):
-    retriever = BM25Retriever(k=2)
+    retriever = BM25Retriever(top_k=2)
     retriever.index(chunks)
     assert retriever.run("anonymous lambda functions")[0].doc_id == "d3"
     assert retriever.run("the and of") == []  # stopwords only
@@ -60,8 +60,8 @@ def test_retrievers_name_missing_index_and_empty_corpus(tiny_embedder_path):
         BM25Retriever().run("anything")
     with pytest.raises(ValueError, match="corpus is empty"):
         DenseRetriever(model=tiny_embedder_path).index([])
-    with pytest.raises(ValueError, match="k must be at least 1"):
-        BM25Retriever(k=0)
+    with pytest.raises(ValueError, match="top_k .* must be a positive int"):
+        BM25Retriever(top_k=0)
     retriever = BM25Retriever()
     retriever.index([Chunk.of(Document("only one document here"), 0, 4)])
     with pytest.raises(ValueError, match="query is empty"):
@@ -78,7 +78,7 @@ def test_reciprocal_rank_fusion_sums_reciprocal_ranks(chunks):
 
 
 def test_bm25_indexes_single_character_words_and_names_an_unindexable_corpus():
-    retriever = BM25Retriever(k=1)
+    retriever = BM25Retriever(top_k=1)
     retriever.index([Chunk.of(Document("x = 0", id="a"), 0, 5), Chunk.of(Document("y = 1", id="b"), 0, 5)])
     assert retriever.run("y")[0].doc_id == "b"
     with pytest.raises(ValueError, match="no words to index"):
@@ -86,8 +86,8 @@ def test_bm25_indexes_single_character_words_and_names_an_unindexable_corpus():
 
 
 def test_restore_refuses_an_index_saved_with_other_settings(chunks, tmp_path):
-    retriever = BM25Retriever(k=2)
+    retriever = BM25Retriever(top_k=2)
     retriever.index(chunks)
     retriever.save(tmp_path)
     with pytest.raises(ValueError, match="saved with other settings"):
-        BM25Retriever(k=3).restore(tmp_path)
+        BM25Retriever(top_k=3).restore(tmp_path)

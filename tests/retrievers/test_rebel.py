@@ -103,9 +103,9 @@ def test_hostile_passage_is_sanitised_and_cannot_change_output_format(tiny_lm_pa
     assert "<|im_end|>" not in prompt and "<|im_start|>" not in prompt
     assert prompt.rstrip().endswith("Recency: <0-5>")  # the format is stated after the passage
     items = chunks(TEXTS[:2] + [HOSTILE])
-    for reranker in (RebelReranker(llm=tiny_lm_path, mode="one_turn", max_new_tokens=4, device="cpu"),
+    for reranker in (RebelReranker(model=tiny_lm_path, mode="one_turn", max_new_tokens=4, device="cpu"),
                      RebelReranker(mode="one_turn", min_relevance=0)):
-        if reranker.llm != tiny_lm_path:
+        if reranker.model != tiny_lm_path:
             scripted(reranker, lambda p, strict: p)  # an LLM that parrots the passage
         out = reranker.run("What does the with statement do?", items)
         assert all(isinstance(c.score, float) for c in out)
@@ -114,7 +114,7 @@ def test_hostile_passage_is_sanitised_and_cannot_change_output_format(tiny_lm_pa
 
 
 def test_real_tiny_lm_batches_generation_and_counts_calls(tiny_lm_path):
-    reranker = RebelReranker(llm=tiny_lm_path, mode="two_turn", max_new_tokens=4, criteria_max_new_tokens=4, batch_size=4,
+    reranker = RebelReranker(model=tiny_lm_path, mode="two_turn", max_new_tokens=4, criteria_max_new_tokens=4, batch_size=4,
                              passage_chars=80, device="cpu", top_k=2)
     out = reranker.run("q", chunks())
     assert len(out) <= 2

@@ -1,0 +1,231 @@
+"""Meta-Chunking, Perplexity (PPL) Chunking and Margin Sampling Chunking: Zhao et al., "Meta-Chunking: Learning Efficient Text
+Segmentation via Logical Perception" (arXiv:2410.12788), §3 "Perplexity Chunking", "KV caching"
+for long texts and "dynamic combination"; official code: github.com/IAAR-Shanghai/Meta-Chunking
+(``tools/ppl_chunking.py``, ``lmchunker.chunker`` defaults). Both methods share :class:`MetaChunker`
+(sentences, dynamic merging, spans); the scoring lives in ``perplexity.py`` and ``margin.py``.
+
+Steps, each as the official code does it unless marked *deviation*:
+
+1. Split the text into sentences.
+2. Score every sentence by the mean negative log-likelihood of its tokens given all the text before
+   it (the paper's ``PPL_M(x_i)``; the code compares these log-perplexities, in nats, and so do
+   we). The first sentence has no context: its first token is not scored.
+3. Long text: one causal pass in windows of ``window`` tokens that reuse the KV cache of the
+   windows before; once cache plus window would exceed ``max_context`` tokens the oldest cached
+   tokens are dropped (as in the code, the kept entries still carry what their layers saw of older
+   text: this bounds attention, it does not re-encode a shorter context). *Deviations*: we drop
+   exactly what is needed and keep every token at its true position (the code trims
+   ``window + 1`` tokens at a time and lets positions restart at the cache length, so the model
+   sees the kept keys at wrong RoPE distances), and we score each window's first token from the
+   previous window's last logits instead of prepending a ``" "`` token.
+4. A boundary follows sentence ``i`` (it ends a chunk) when ``i`` is a local minimum, never at
+   either end: ``v[i]`` is below both neighbours and drops by at least ``threshold`` from *either*
+   of them, or ``v[i]`` is below ``v[i-1]`` by at least ``threshold`` and equal to ``v[i+1]``. The
+   paper's equation asks for the *smaller* drop to exceed ``threshold`` instead;
+   ``both_neighbours=True`` follows the paper.
+5. Dynamic merging (optional): consecutive meta-chunks are joined while their total length stays
+   within ``merge_target`` words (or characters).
+
+Other deviations: the model reads each sentence with the whitespace before it (the code joins
+stripped sentences, so it reads "end.Next"); sentences are never truncated (the code cuts
+sentences over 512 words); lone surrogates are scored as U+FFFD while chunks keep the source text.
+
+Margin Sampling Chunking (§3 "Margin Sampling Chunking"; official ``tools/margin_sampling_chunking.py``):
+for each next sentence the LM is asked, in its chat format, whether to split "A B" into "A" and
+"B" (answer 1) or keep it whole (answer 2), where A is the chunk built so far. The margin
+``p("2") - p("1")`` of the next-token distribution decides: above the threshold the sentence joins
+the chunk, otherwise it starts a new one. The threshold starts at ``threshold`` (0) and, when
+``dynamic_window`` is set (official: 5), becomes the mean of the last ``dynamic_window`` margins
+once that many exist.
+
+Batching: the question for a sentence depends on earlier decisions (A grows), so prompts are
+built speculatively for the next ``batch_size`` sentences assuming each earlier one joins; one
+batched forward scores them, decisions are taken in order, and the prompts after the first split
+are rebuilt. The result equals the one-prompt-at-a-time loop. ``context="sentence"`` asks about
+the previous sentence alone instead of the whole chunk (a *deviation*: every prompt is then known
+in advance and one batched pass per ``batch_size`` sentences does them all).
+
+Other deviations: A and "A B" are quoted as they stand in the source (the code joins with one
+space); the prompt goes through the model's own chat template (the code hard-codes Qwen's ChatML,
+which SmolLM2 shares).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from tqdm.auto import tqdm
+
+from ragpress.chunkers.base import Chunker
+from ragpress.chunkers.meta_chunking.margin import keep_margins
+from ragpress.chunkers.meta_chunking.perplexity import scorable_text, sentence_nll
+from ragpress.chunkers.sentence import split_sentences
+from ragpress.core.lm import CausalLM
+from ragpress.core.loaders import load_causal_lm
+from ragpress.core.types import Chunk, Document
+
+
+def find_minima(values: Sequence[float], threshold: float = 0.0, both_neighbours: bool = False) -> list[int]:
+    """Indices of the sentences that end a chunk (step 4 of the module docstring). NaN values
+    never qualify and never make a neighbour qualify."""
+    minima = []
+    for i in range(1, len(values) - 1):
+        left, here, right = values[i - 1], values[i], values[i + 1]
+        if not here < left:
+            continue
+        if here < right:
+            drops = (left - here, right - here)
+            if (min(drops) > threshold) if both_neighbours else (max(drops) >= threshold):
+                minima.append(i)
+        elif here == right and (left - here > threshold if both_neighbours else left - here >= threshold):
+            minima.append(i)
+    return minima
+
+
+def merge_ends(lengths: Sequence[int], target: int) -> list[int]:
+    """Dynamic combination: group consecutive meta-chunks of the given lengths greedily so that a
+    group's total stays within ``target`` (a single meta-chunk longer than ``target`` stays alone);
+    returns the index of the last meta-chunk of each group."""
+    ends, total = [], 0
+    for i, length in enumerate(lengths):
+        if i and total + length > target:
+            ends.append(i - 1)
+            total = 0
+        total += length
+    return ends + [len(lengths) - 1] if lengths else []
+
+
+@dataclasses.dataclass
+class MetaChunker(Chunker):
+    """What both Meta-Chunking methods share: sentences, a causal LM, dynamic merging and spans.
+
+    ``merge_target``: ``None`` keeps the meta-chunks (the official default, ``dynamic_merge='no'``);
+    a number merges them up to that many ``merge_unit`` (the official code counts words for English,
+    characters for Chinese; its example target is 200)."""
+
+    model: str = "smollm2-135m"
+    merge_target: int | None = None
+    merge_unit: Literal["words", "chars"] = "words"
+    device: str | None = None
+
+    def __post_init__(self):
+        if self.merge_target is not None and self.merge_target < 1:
+            raise ValueError(f"merge_target must be a positive length or None, got {self.merge_target}.")
+        if self.merge_unit not in ("words", "chars"):
+            raise ValueError(f"merge_unit must be 'words' or 'chars', got {self.merge_unit!r}.")
+
+    def lm(self) -> CausalLM:
+        return load_causal_lm(self.model, device=self.device)
+
+    def sentences(self, document: Document) -> list[tuple[int, int]]:
+        if not document.text.strip():
+            raise ValueError(f"Document {document.id!r} is empty or only whitespace: there is nothing to chunk.")
+        return split_sentences(scorable_text(document.text))
+
+    def meta_chunk_ends(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
+        """Index of the last sentence of each meta-chunk (the method's own step)."""
+        raise NotImplementedError
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        spans = self.sentences(document)
+        ends = self.meta_chunk_ends(document.text, spans)
+        starts = [0] + [end + 1 for end in ends[:-1]]
+        if self.merge_target is not None:
+            measure = (lambda s: len(s.split())) if self.merge_unit == "words" else len
+            lengths = [measure(document.text[spans[a][0] : spans[b][1]]) for a, b in zip(starts, ends)]
+            groups = merge_ends(lengths, self.merge_target)
+            starts, ends = [starts[0]] + [ends[g] + 1 for g in groups[:-1]], [ends[g] for g in groups]
+        return [
+            Chunk.of(document, spans[a][0], spans[b][1], metadata={"sentences": b - a + 1})
+            for a, b in zip(starts, ends)
+        ]
+
+
+@dataclasses.dataclass
+class PerplexityChunker(MetaChunker):
+    """PPL Chunking (Meta-Chunking §3): cut after sentences at local minima of the per-sentence
+    perplexity sequence. Defaults are the official ``lmchunker.chunker`` ones: ``threshold=0``;
+    ``window`` is its ``batch_size`` (tokens per forward pass, 4096) and ``max_context`` its
+    ``max_txt_size`` (9000), capped at the model's maximum length. ``both_neighbours=True`` uses the
+    paper's equation (both drops must exceed ``threshold``) instead of the code's (either drop)."""
+
+    method: ClassVar[str] = "ppl_chunking"
+    threshold: float = 0.0
+    both_neighbours: bool = False
+    window: int = 4096
+    max_context: int = 9000
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 < self.window < self.max_context:
+            raise ValueError(
+                f"Need 0 < window < max_context, got window={self.window}, max_context={self.max_context}."
+            )
+
+    def sentence_perplexities(self, document: Document) -> tuple[list[tuple[int, int]], list[float]]:
+        """The sentence spans of ``document`` and their log-perplexities (for inspection and plots)."""
+        spans = self.sentences(document)
+        return spans, sentence_nll(self.lm(), document.text, spans, self.window, self.max_context)
+
+    def meta_chunk_ends(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
+        values = sentence_nll(self.lm(), text, spans, self.window, self.max_context)
+        return find_minima(values, self.threshold, self.both_neighbours) + [len(spans) - 1]
+
+
+@dataclasses.dataclass
+class MarginSamplingChunker(MetaChunker):
+    """Margin Sampling Chunking (Meta-Chunking §3). ``threshold``: the starting (or, with
+    ``dynamic_window=None``, fixed) margin a sentence must exceed to join the chunk;
+    ``dynamic_window``: how many recent margins the dynamic threshold averages (official 5);
+    ``context``: ``"chunk"`` (official) or ``"sentence"`` (see module docstring); ``batch_size``:
+    prompts per forward pass. With ``context="chunk"`` the prompts after a split are wasted, and
+    with the dynamic threshold (a running mean) about every other sentence splits: batches pay off
+    where a forward of ``batch_size`` prompts costs little more than one (GPU); on CPU use 1."""
+
+    method: ClassVar[str] = "margin_sampling"
+    threshold: float = 0.0
+    dynamic_window: int | None = 5
+    context: Literal["chunk", "sentence"] = "chunk"
+    batch_size: int = 4
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.context not in ("chunk", "sentence"):
+            raise ValueError(f"context must be 'chunk' or 'sentence', got {self.context!r}.")
+        if self.batch_size < 1 or (self.dynamic_window is not None and self.dynamic_window < 1):
+            raise ValueError(
+                "batch_size and dynamic_window must be at least 1 (dynamic_window=None fixes the threshold)."
+            )
+
+    def threshold_after(self, margins: list[float]) -> float:
+        """The threshold for the next decision, given the margins of the decisions so far."""
+        if self.dynamic_window is None or len(margins) < self.dynamic_window:
+            return self.threshold
+        recent = margins[-self.dynamic_window :]
+        return sum(recent) / len(recent)
+
+    def meta_chunk_ends(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
+        lm, text = self.lm(), scorable_text(text)
+        ends, margins, chunk_start, k = [], [], 0, 1
+        progress = tqdm(total=len(spans) - 1, desc="margin sampling", disable=len(spans) < 50, leave=False)
+        while k < len(spans):
+            batch = range(k, min(k + self.batch_size, len(spans)))
+            first = [chunk_start if self.context == "chunk" else j - 1 for j in batch]
+            pairs = [
+                (text[spans[a][0] : spans[j - 1][1]], text[slice(*spans[j])], text[spans[a][0] : spans[j][1]])
+                for a, j in zip(first, batch)
+            ]
+            for j, margin in zip(batch, keep_margins(lm, pairs)):
+                joins = margin > self.threshold_after(margins)
+                margins.append(margin)
+                k = j + 1
+                if not joins:
+                    ends.append(j - 1)
+                    chunk_start = j
+                    if self.context == "chunk":
+                        break  # later prompts in this batch assumed j would join
+            progress.update(k - batch.start)
+        progress.close()
+        return ends + [len(spans) - 1]

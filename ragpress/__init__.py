@@ -3,7 +3,8 @@ one small interface. Data flows one way: ``Document -> Chunk -> Context -> Answe
 
 from ragpress.core.stage import Stage
 from ragpress.core.types import Answer, Chunk, Context, Document, check_provenance
-from ragpress.pipelines.graph import Pipeline, Result
+from ragpress.pipelines.graph import Pipeline
+from ragpress.pipelines.trace import Result
 
 __all__ = ["Answer", "Chunk", "Context", "Document", "Pipeline", "Result", "Stage", "check_provenance"]
 __version__ = "0.1.0"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-
 from pydoc_data.topics import topics
 
 from ragpress.chunkers.sentence import SentenceChunker

@@ -9,6 +9,10 @@
 1
 """
 
+from ragpress.core.extras import require
+
+require("torch", what="ragpress.models")
+
 from ragpress.core.bundled import ALIASES, ModelLoadError, cache_dir, resolve_name
 from ragpress.core.device import resolve_device, resolve_dtype
 from ragpress.core.lm import CausalLM

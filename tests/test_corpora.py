@@ -21,3 +21,19 @@ def test_wikipedia_sample_or_a_clear_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "gensim", None)  # as if gensim were not installed
     with pytest.raises(ImportError, match="pip install gensim"):
         gensim_test_data()
+
+
+@pytest.mark.integration  # reads every offline text (about a minute with gensim's Wikipedia sample)
+def test_one_schema_one_held_out_rule_one_file_format(tmp_path):
+    from ragpress import corpora
+
+    docs = corpora.documents()
+    assert docs and all(set(d) == {"id", "source", "title", "text", "split"} for d in docs)
+    assert all(d["id"] == f"{d['source']}/{d['title']}" and d["split"] == corpora.split_of(d["id"]) for d in docs)
+    assert all(len(d["text"]) >= corpora.MIN_CHARS and d["text"] == d["text"].strip() for d in docs)
+    held = sum(d["split"] == "heldout" for d in docs) / len(docs)
+    assert 0.04 < held < 0.2  # one in ten, by hash
+    assert corpora.split_of("paul_graham/addiction") == corpora.split_of("paul_graham/addiction")  # stable, not positional
+    for name in ("corpus.jsonl", "corpus.jsonl.gz"):
+        assert corpora.load(corpora.save(docs, tmp_path / name)) == docs
+    assert (tmp_path / "corpus.jsonl.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzipped by its name

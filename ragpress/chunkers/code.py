@@ -42,6 +42,7 @@ from typing import ClassVar
 from tqdm.auto import tqdm
 
 from ragpress.chunkers.base import Chunker
+from ragpress.core.extras import require
 from ragpress.core.loaders import load_causal_lm, load_tokenizer
 from ragpress.core.prompt import user_turns
 from ragpress.core.types import Chunk, Document
@@ -70,6 +71,7 @@ def load_parser(language: str, spec: str = ""):
     """A tree-sitter parser for ``language``, or ``None`` when no grammar is installed. ``spec``
     is ``"module"`` or ``"module:function"``; by default ``tree_sitter_<language>`` is tried, then
     ``tree-sitter-language-pack`` 0.x (1.x changed its API and is not used)."""
+    require("tree_sitter", what="Code chunking")
     import tree_sitter
 
     module_name, _, function = (spec or GRAMMARS.get(language, f"tree_sitter_{language}")).partition(":")

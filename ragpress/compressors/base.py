@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from ragpress.compressors.segment_cache import SegmentCache
 from ragpress.core.loaders import load_tokenizer
 from ragpress.core.stage import Stage, check_chunks, check_query
 from ragpress.core.types import Chunk, Context
+
+if TYPE_CHECKING:  # torch is needed only by soft compressors
+    from ragpress.compressors.segment_cache import SegmentCache
 
 
 @dataclasses.dataclass
@@ -57,6 +59,8 @@ class SoftCompressor(Compressor):
 
     @property
     def segment_cache(self) -> SegmentCache:
+        from ragpress.compressors.segment_cache import SegmentCache
+
         if self.__dict__.get("_segment_cache") is None:
             identity = self.identity()
             exists = self.cache is not None and Path(self.cache).exists()

@@ -14,6 +14,10 @@ loading never unpickles anything.
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("torch", "safetensors", what="The segment cache of soft compressors")
+
 import hashlib
 import json
 from collections.abc import Mapping, Sequence

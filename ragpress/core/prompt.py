@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ragpress.core.types import Chunk, Context
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is needed only by the token-level helpers, which import it when called
+    import torch
+
     from ragpress.core.lm import CausalLM
 
 SYSTEM_PROMPT = (
@@ -61,6 +62,8 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, bo
 def soft_prompt_ids(lm: CausalLM, question: str, system_prompt: str = SYSTEM_PROMPT) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids before and after the soft context in the prompt a generator builds for ``question``:
     trainers of soft compressors train on the very prompt the generator will use."""
+    import torch
+
     messages = chat_messages(Context(query=question, embeddings=torch.empty(0)), system_prompt)
     return lm.chat_split(messages, SOFT_CONTEXT)
 
@@ -81,6 +84,8 @@ class PromptLayout:
     def build(cls, lm: CausalLM, messages: list[dict[str, str]], pieces: Sequence[Chunk]) -> PromptLayout:
         """Render ``messages`` exactly as :meth:`CausalLM.chat_ids` does and find each piece, which
         :func:`chat_messages` writes as ``[i] <stripped text>``, in the rendered text."""
+        import torch
+
         tokenizer = lm.tokenizer
         prompt, special = render_chat(tokenizer, messages)
         starts, leads, lengths, cursor = [], [], [], 0
@@ -115,6 +120,8 @@ class PromptLayout:
     @property
     def sources(self) -> torch.Tensor:
         """Bool mask of the tokens that overlap a source piece."""
+        import torch
+
         return torch.from_numpy(self.owner >= 0)
 
     def spans(self, selected: torch.Tensor, scores: torch.Tensor) -> tuple[Chunk, ...]:

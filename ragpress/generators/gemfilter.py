@@ -9,6 +9,10 @@ so ``budget`` is the length of the prompt the full model reads.
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("torch", what="GemFilterGenerator")
+
 import dataclasses
 from collections.abc import Iterator
 from typing import ClassVar

@@ -23,8 +23,9 @@ def span_id(chunk: Chunk) -> str:
 
 def pack_extras(chunk: Chunk) -> dict[str, Any]:
     """The Chunk fields neither library has a place for, as metadata: ``token_count``, and
-    ``children`` as a JSON string under :data:`CHILDREN_KEY` (vector stores want flat metadata)."""
-    extras: dict[str, Any] = {}
+    ``children`` as a JSON string under :data:`CHILDREN_KEY` (vector stores want flat metadata); with
+    the stage bookkeeping ``method``, these are kept out of what an LLM or an embedder reads."""
+    extras: dict[str, Any] = {"method": chunk.metadata["method"]} if "method" in chunk.metadata else {}
     if chunk.token_count is not None:
         extras["token_count"] = chunk.token_count
     if chunk.children:

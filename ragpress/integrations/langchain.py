@@ -57,7 +57,8 @@ from ragpress.integrations._common import (
     trace_back,
     unpack_extras,
 )
-from ragpress.pipelines.graph import Pipeline, Result
+from ragpress.pipelines.graph import Pipeline
+from ragpress.pipelines.trace import Result
 from ragpress.retrievers.base import Retriever
 
 __all__ = ["RagpressCompressor", "RagpressRetriever", "RagpressRunnable", "RagpressTextSplitter", "chunk_to_document", "document_to_chunk"]

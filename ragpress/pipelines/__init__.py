@@ -1,5 +1,6 @@
 """The pipeline graph."""
 
-from ragpress.pipelines.graph import Pipeline, Result, StageTrace
+from ragpress.pipelines.graph import Pipeline
+from ragpress.pipelines.trace import Result, StageTrace
 
 __all__ = ["Pipeline", "Result", "StageTrace"]

@@ -31,7 +31,8 @@ import yaml
 
 from ragpress.chunkers.base import Chunker
 from ragpress.core.stage import Stage, check_documents, check_query
-from ragpress.core.types import Answer, Chunk, Context, Document
+from ragpress.core.types import Chunk, Context, Document
+from ragpress.pipelines.trace import Result, StageTrace, stage_trace
 from ragpress.retrievers.base import Retriever
 
 
@@ -61,44 +62,6 @@ class Node:
     stage: Stage
     after: tuple[str, ...]
     ports: Ports
-
-
-@dataclasses.dataclass(frozen=True)
-class StageTrace:
-    """One stage's share of one run: wall time, items and tokens in and out (None where unknown)."""
-
-    name: str
-    stage: str
-    seconds: float
-    items_in: int
-    items_out: int
-    tokens_in: int | None
-    tokens_out: int | None
-
-    @property
-    def tokens(self) -> str:
-        """Tokens in and out as ``"in→out"``, ``?`` where unknown."""
-        return "→".join("?" if n is None else str(n) for n in (self.tokens_in, self.tokens_out))
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    query: str
-    output: Any
-    outputs: dict[str, Any]
-    trace: tuple[StageTrace, ...]
-
-    @property
-    def seconds(self) -> float:
-        return sum(t.seconds for t in self.trace)
-
-    def table(self) -> str:
-        """The trace as a plain-text table."""
-        rows = [("stage", "type", "ms", "items in→out", "tokens in→out")]
-        for t in self.trace:
-            rows.append((t.name, t.stage, f"{t.seconds * 1000:.0f}", f"{t.items_in}→{t.items_out}", t.tokens))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
 class Pipeline:
@@ -208,7 +171,7 @@ class Pipeline:
             columns[node.name] = outputs
             for i, output in enumerate(outputs):
                 inputs = [column[i] for column in upstream]
-                traces[i].append(_trace(node, share, inputs, output))
+                traces[i].append(stage_trace(node.name, node.stage, share, inputs, output))
         return [
             Result(q, columns[final][i], {name: column[i] for name, column in columns.items()}, tuple(traces[i]))
             for i, q in enumerate(queries)
@@ -268,31 +231,6 @@ class Pipeline:
             for upstream in node.after or ("query",):
                 graph.add_edge(upstream, node.name)
         return graph
-
-
-def _trace(node: Node, seconds: float, inputs: list[Any], output: Any) -> StageTrace:
-    if isinstance(output, Context):
-        tokens_in, tokens_out = output.tokens_before, output.tokens_after
-    elif isinstance(output, Answer):
-        tokens_in, tokens_out = output.prompt_tokens, output.completion_tokens
-    else:
-        counts = [_tokens(x) for x in inputs]
-        tokens_in = None if None in counts or not counts else sum(counts)
-        tokens_out = _tokens(output)
-    items_in = sum(_items(x) for x in inputs) if inputs else 1
-    return StageTrace(node.name, type(node.stage).__name__, seconds, items_in, _items(output), tokens_in, tokens_out)
-
-
-def _tokens(value: Any) -> int | None:
-    if isinstance(value, list) and all(isinstance(c, Chunk) and c.token_count is not None for c in value):
-        return sum(c.token_count for c in value)
-    return None
-
-
-def _items(value: Any) -> int:
-    if isinstance(value, Context):
-        return len(value.pieces)
-    return len(value) if isinstance(value, list) else 1
 
 
 def _type_name(t: Any) -> str:

@@ -3,13 +3,18 @@ returns a matplotlib ``Figure`` (nothing is shown), so notebooks display it and 
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("matplotlib", what="Pipeline pictures")
+
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import networkx as nx
 from matplotlib.figure import Figure
 
-from ragpress.pipelines.graph import Pipeline, Result
+from ragpress.pipelines.graph import Pipeline
+from ragpress.pipelines.trace import Result
 
 # One colour per stage kind (tab10), so a graph reads at a glance.
 KIND_COLORS = {

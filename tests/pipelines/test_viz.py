@@ -6,7 +6,7 @@ import pytest  # noqa: E402
 
 from ragpress import Pipeline, Result  # noqa: E402
 from ragpress.compressors.budget_packer import BudgetPacker  # noqa: E402
-from ragpress.pipelines.graph import StageTrace  # noqa: E402
+from ragpress.pipelines.trace import StageTrace  # noqa: E402
 from ragpress.pipelines.viz import plot_pipeline, plot_trace  # noqa: E402
 from ragpress.retrievers.bm25 import BM25Retriever  # noqa: E402
 from ragpress.retrievers.fusion import ReciprocalRankFusion  # noqa: E402

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("matplotlib", what="EDU tree pictures")
+
 from ragpress.chunkers.edu import LEVELS, EDUTree, check_level
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("matplotlib", what="Meta-Chunking pictures")
+
 from collections.abc import Sequence
 
 

@@ -24,10 +24,10 @@ import time
 
 import torch
 
+from ragpress import corpora
 from ragpress.compressors.arc_encoder.model import CONT, REC, ArcModel
 from ragpress.core.lm import CausalLM
 from ragpress.core.loaders import load_causal_lm, load_tokenizer
-from ragpress import corpora
 from ragpress.core.prompt import soft_prompt_ids
 
 CONTINUE = "Continue the text of the sources."

@@ -3,6 +3,10 @@ tokens), and the quality benchmark's losses as a bar chart."""
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("matplotlib", what="ARC-Encoder pictures")
+
 import html
 from collections.abc import Mapping
 

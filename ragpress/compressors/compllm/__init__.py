@@ -2,6 +2,10 @@
 segments compressed independently into concept embeddings, cached by content; ships adapters we
 trained for ``smollm2-135m``."""
 
+from ragpress.core.extras import require
+
+require("torch", "peft", what="CompLLM")
+
 from ragpress.compressors.compllm.model import (
     PAPER_RATIO,
     PAPER_SEGMENT_TOKENS,

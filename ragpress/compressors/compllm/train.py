@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ragpress import corpora
 from ragpress.compressors.compllm.model import (
     PAPER_RATIO,
     PAPER_SEGMENT_TOKENS,
@@ -43,7 +44,6 @@ from ragpress.compressors.compllm.model import (
 )
 from ragpress.core.lm import CausalLM
 from ragpress.core.loaders import load_causal_lm
-from ragpress import corpora
 from ragpress.core.prompt import soft_prompt_ids
 
 CONTINUE = "Continue the text of the sources from where it stops."

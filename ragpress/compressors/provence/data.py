@@ -25,11 +25,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ragpress import corpora
 from ragpress.chunkers.sentence import split_sentences
 from ragpress.core.bundled import SPACY_MODEL
 from ragpress.core.loaders import load_causal_lm, load_spacy
 from ragpress.core.types import Document
-from ragpress import corpora
 
 WH = {"PERSON": "who", "NORP": "which group", "ORG": "which organization", "GPE": "where", "LOC": "where", "FAC": "where",
       "DATE": "when", "TIME": "when", "CARDINAL": "how many", "QUANTITY": "how much", "PERCENT": "what percentage",

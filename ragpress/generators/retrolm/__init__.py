@@ -2,6 +2,10 @@
 arXiv:2502.11444): retrieval of KV-cache pages while decoding, training-free path (a Context -> Answer
 stage)."""
 
+from ragpress.core.extras import require
+
+require("torch", what="RetroLM")
+
 from ragpress.generators.retrolm.paging import PagedContext, RetroLMSettings, build_paged_context, encode_pages
 from ragpress.generators.retrolm.stage import RetroLM
 

@@ -4,6 +4,10 @@ works on a RetroLM answer too (``highlight_html(answer.context, chunks)``)."""
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("matplotlib", what="RetroLM pictures")
+
 from ragpress.core.types import Answer
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ragpress.core.extras import require
+
+require("matplotlib", what="LATTICE pictures")
+
 import textwrap
 
 import networkx as nx

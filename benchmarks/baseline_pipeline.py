@@ -1,6 +1,6 @@
 """Time the baseline pipeline stage by stage on the Python language reference.
 
-    python benchmarks/baseline_pipeline.py [--questions N] [--device cpu|cuda]
+    python -m benchmarks.baseline_pipeline [--questions N] [--device cpu|cuda]
 
 Prints indexing time (chunking, dense embedding, BM25) and, per stage, the mean time per query
 over a batch of questions, with each stage's share of the total: where a query's time goes.
@@ -12,14 +12,11 @@ import argparse
 import os
 import platform
 import statistics
-import time
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
+from benchmarks._common import timed
 from ragpress.demo import MORE_QUESTIONS, demo_pipeline, python_reference
-
 
 
 def main() -> None:
@@ -33,14 +30,10 @@ def main() -> None:
 
     rag = demo_pipeline(max_new_tokens=args.max_new_tokens)
     documents = python_reference()
-    start = time.perf_counter()
-    chunks = rag.chunker.run(documents)
-    chunk_s = time.perf_counter() - start
+    chunk_s, chunks = timed(rag.chunker.run, documents)
     timings = {"chunk": chunk_s}
     for name in ("dense", "bm25"):
-        start = time.perf_counter()
-        rag.nodes[name].stage.index(chunks)
-        timings[f"index {name}"] = time.perf_counter() - start
+        timings[f"index {name}"], _ = timed(rag.nodes[name].stage.index, chunks)
     rag.documents = {d.id: d for d in documents}
     print(f"indexing {len(documents)} documents -> {len(chunks)} chunks:")
     for name, seconds in timings.items():
@@ -62,12 +55,8 @@ def main() -> None:
 
     # the generator dominates: the same contexts answered one at a time and in one padded batch
     generator, contexts = rag.nodes["answer"].stage, [r.outputs["pack"] for r in results]
-    start = time.perf_counter()
-    single = [generator.run(c) for c in contexts]
-    one_s = time.perf_counter() - start
-    start = time.perf_counter()
-    batched = generator.run_batch(contexts)
-    batch_s = time.perf_counter() - start
+    one_s, single = timed(lambda: [generator.run(c) for c in contexts])
+    batch_s, batched = timed(generator.run_batch, contexts)
     same = sum(a.text == b.text for a, b in zip(single, batched))
     print(f"generation of {len(contexts)} answers: one at a time {one_s:.2f} s, run_batch (batch_size {generator.batch_size}) "
           f"{batch_s:.2f} s: {one_s / batch_s:.2f}x faster; identical answers {same}/{len(contexts)}")

@@ -10,24 +10,22 @@ is the same model with a rank-8 LoRA on every linear layer plus the linear layer
   CompLLM uncached:   encode every 20-token segment (+10 EOS) in batches -> n/2 CEs -> decoder(CEs) -> first token
   CompLLM cached:     every segment found in the SegmentCache -> n/2 CEs -> decoder(CEs) -> first token
 
-    PYTHONPATH=. python benchmarks/compllm_gpu.py                          # H100/H200
-    PYTHONPATH=. python benchmarks/compllm_gpu.py --tiny --lengths 512 1024   # CPU smoke test
+    python -m benchmarks.compllm_gpu                          # H100/H200
+    python -m benchmarks.compllm_gpu --tiny --lengths 512 1024   # CPU smoke test
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import json
 import os
 import statistics
-import time
 
 import torch
-from gemfilter_gpu import llama_8b_config, random_model, sync
 
-from ragpress.compressors.compllm import CompLLMEncoder, PAPER_RATIO, PAPER_SEGMENT_TOKENS, concept_embeddings
+from benchmarks._common import llama_8b_config, peak_gib, print_table, random_model, reset_peak, timed
+from ragpress.compressors.compllm import PAPER_RATIO, PAPER_SEGMENT_TOKENS, CompLLMEncoder, concept_embeddings
 from ragpress.compressors.segment_cache import SegmentCache
 
 
@@ -42,21 +40,14 @@ def prefill(decoder, **inputs) -> tuple[int, int]:
     return int(out.logits[0, -1].argmax()), kv_bytes(out.past_key_values)
 
 
-def timed(fn, device: torch.device, repeats: int) -> tuple[list[float], float, tuple]:
+def timed_runs(fn, device: torch.device, repeats: int) -> tuple[list[float], float, tuple]:
     """Wall times of ``repeats`` calls (the median drops a first call's allocator growth), peak GiB, last result."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    reset_peak(device)
     times = []
     for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        result = fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return times, peak, result
+        seconds, result = timed(fn, device=device)
+        times.append(seconds)
+    return times, peak_gib(device), result
 
 
 def main() -> None:
@@ -69,10 +60,10 @@ def main() -> None:
 
     config = llama_8b_config(args.tiny)
     model, device, built = random_model(config)
-    encoder = CompLLMEncoder(model, PAPER_RATE, eos_id=config.eos_token_id or 0).eval()
-    cache = SegmentCache({"decoder": "llama-3.1-8b-shape-random", "rate": str(PAPER_RATE)})
+    encoder = CompLLMEncoder(model, PAPER_RATIO, eos_id=config.eos_token_id or 0).eval()
+    cache = SegmentCache({"decoder": "llama-3.1-8b-shape-random", "ratio": str(PAPER_RATIO)})
     print(f"{built}; LLaMA-3.1-8B shape, sdpa; "
-          f"rate {PAPER_RATE}, segments of {PAPER_SEGMENT_TOKENS} tokens, {args.batch_segments} segments per encoder batch", flush=True)
+          f"ratio {PAPER_RATIO}, segments of {PAPER_SEGMENT_TOKENS} tokens, {args.batch_segments} segments per encoder batch", flush=True)
 
     def run(ids: torch.Tensor, texts: list[str], segments: list[list[int]], fresh: bool):
         if fresh:
@@ -96,10 +87,10 @@ def main() -> None:
     rows = []
     for n in args.lengths:
         ids, texts, segments = case(n)
-        full_t, full_mem, (_, full_kv) = timed(functools.partial(run, ids, None, None, False), device, args.repeats)
-        unc_t, unc_mem, (_, unc_kv, unc_calls, ces) = timed(functools.partial(run, ids, texts, segments, True), device, args.repeats)
+        full_t, full_mem, (_, full_kv) = timed_runs(functools.partial(run, ids, None, None, False), device, args.repeats)
+        unc_t, unc_mem, (_, unc_kv, unc_calls, ces) = timed_runs(functools.partial(run, ids, texts, segments, True), device, args.repeats)
         hits = cache.hits
-        hit_t, hit_mem, (*_, hit_calls, _) = timed(functools.partial(run, ids, texts, segments, False), device, args.repeats)
+        hit_t, hit_mem, (*_, hit_calls, _) = timed_runs(functools.partial(run, ids, texts, segments, False), device, args.repeats)
         assert hit_calls == 0 and cache.hits - hits == args.repeats * len(segments), "cached runs must encode nothing"
         row = dict(tokens=n, segments=len(segments), concepts=ces, encoder_calls=unc_calls,
                    full_s=statistics.median(full_t), uncached_s=statistics.median(unc_t), cached_s=statistics.median(hit_t),
@@ -113,12 +104,13 @@ def main() -> None:
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "compllm_gpu.json"), "w") as f:
             json.dump(dict(device=built, rows=rows), f, indent=1)
-    print("\n| tokens | full TTFT (s) | CompLLM uncached (s) | speed-up | CompLLM cached (s) | speed-up | KV full (GiB) | KV CompLLM (GiB) | KV saved | encoder calls |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['tokens']} | {r['full_s']:.3f} | {r['uncached_s']:.3f} | {r['full_s'] / r['uncached_s']:.2f}x | {r['cached_s']:.3f} | "
-              f"{r['full_s'] / r['cached_s']:.2f}x | {r['full_kv_gib']:.2f} | {r['compllm_kv_gib']:.2f} | "
-              f"{1 - r['compllm_kv_gib'] / r['full_kv_gib']:.0%} | {r['encoder_calls']} |")
+    print()
+    print_table(["tokens", "full TTFT (s)", "CompLLM uncached (s)", "speed-up", "CompLLM cached (s)", "speed-up", "KV full (GiB)",
+                 "KV CompLLM (GiB)", "KV saved", "encoder calls"], [
+        [r["tokens"], f"{r['full_s']:.3f}", f"{r['uncached_s']:.3f}", f"{r['full_s'] / r['uncached_s']:.2f}x", f"{r['cached_s']:.3f}",
+         f"{r['full_s'] / r['cached_s']:.2f}x", f"{r['full_kv_gib']:.2f}", f"{r['compllm_kv_gib']:.2f}",
+         f"{1 - r['compllm_kv_gib'] / r['full_kv_gib']:.0%}", r["encoder_calls"]]
+        for r in rows], "r" * 10)
 
 
 if __name__ == "__main__":

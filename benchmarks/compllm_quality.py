@@ -2,12 +2,12 @@
 of text, given the full context, CompLLM's concept embeddings (2x), or no context, side by side.
 
 Windows come from documents (essays, articles, reference topics, docstrings) that training never saw
-(the held-apart split of :mod:`ragpress.compressors.compllm_train`). Each window is ``--context``
+(the held-apart split of :mod:`ragpress.corpora`). Each window is ``--context``
 tokens of text, then ``--answer`` tokens to predict, in the generator's own prompt with the question
 "Continue the text ...". The compressed context goes through the public :class:`CompLLM` stage.
 
-    PYTHONPATH=. python benchmarks/compllm_quality.py --limit 24                 # CPU, shipped checkpoint
-    PYTHONPATH=. python benchmarks/compllm_quality.py --checkpoint DIR --limit 400
+    python -m benchmarks.compllm_quality --limit 24                 # CPU, shipped checkpoint
+    python -m benchmarks.compllm_quality --checkpoint DIR --limit 400
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ import time
 
 import torch
 
+from benchmarks._common import print_table
+from ragpress import corpora
 from ragpress.compressors.compllm import CompLLM
+from ragpress.compressors.compllm.train import CONTINUE, Windows, answer_pass, answer_scores
 from ragpress.core.prompt import soft_prompt_ids
-from ragpress.compressors.compllm.train import CONTINUE, Windows, answer_pass, answer_scores, load_corpus
-from ragpress.models import load_causal_lm
 from ragpress.core.types import Chunk, Document
+from ragpress.models import load_causal_lm
 
 
 def contexts_for(mode: str, windows, lm, stages: dict[str, CompLLM]) -> list[torch.Tensor]:
@@ -50,7 +52,7 @@ def main() -> None:
 
     started = time.perf_counter()
     lm = load_causal_lm(args.decoder)
-    docs = [d for d in load_corpus(args.corpus) if d["split"] == "heldout"]
+    docs = [d for d in corpora.load(args.corpus) if d["split"] == "heldout"]
     windows = Windows(docs, lm.tokenizer, (args.context, args.context), args.answer).spread(args.limit)
     head, tail = soft_prompt_ids(lm, CONTINUE)
     stages = {
@@ -82,10 +84,10 @@ def main() -> None:
             json.dump(summary | {"per_window": scores}, f)
     print(f"{len(windows)} held-apart windows from {', '.join(sources)}; {args.context} context tokens, "
           f"{args.answer} scored; decoder {args.decoder}; {summary['seconds']} s")
-    print("\n| context given | context rows | answer NLL (nats/token) | perplexity | top-1 next-token acc |")
-    print("|---|---:|---:|---:|---:|")
-    for mode, s in summary["modes"].items():
-        print(f"| {mode} | {s['rows']:.0f} | {s['nll']:.3f} | {2.718281828 ** s['nll']:.1f} | {s['acc']:.1%} |")
+    print()
+    print_table(["context given", "context rows", "answer NLL (nats/token)", "perplexity", "top-1 next-token acc"], [
+        [mode, f"{s['rows']:.0f}", f"{s['nll']:.3f}", f"{2.718281828 ** s['nll']:.1f}", f"{s['acc']:.1%}"]
+        for mode, s in summary["modes"].items()], "lrrrr")
     print(f"\nCompLLM closes {summary['gap_closed']:.0%} of the gap from no context to full context; "
           f"its loss is below no-context on {beats_none:.0%} of windows.")
 

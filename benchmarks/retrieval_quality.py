@@ -9,7 +9,7 @@ questions before it is asked them. Dense retrieval is faiss inner product over n
 embeddings; REBEL reranks its top ``--rerank`` chunks. The large corpus holds ``--scale`` times as
 many chunks (the small one is a subset), so calls per query can be compared at fixed questions.
 
-    HF_HUB_OFFLINE=1 python benchmarks/retrieval_quality.py   # tiny CPU sizes; larger: see --help
+    python -m benchmarks.retrieval_quality   # tiny CPU sizes; larger: see --help
 
 The defaults are sized for a shared 2-core CPU, where SmolLM2-135M generates about one token a
 second: they show the mechanics and the calls-vs-corpus scaling, not statistically tight recall.
@@ -26,8 +26,9 @@ from collections import Counter
 import faiss
 import numpy as np
 
-from ragpress.models import load_embedder
+from benchmarks._common import print_table
 from ragpress.core.types import Chunk, Document
+from ragpress.models import load_embedder
 from ragpress.retrievers.lattice import LatticeRetriever
 from ragpress.retrievers.rebel import RebelReranker
 
@@ -143,11 +144,11 @@ def main() -> None:
         print(f"LATTICE {name}: {len(corpus)} chunks, depth {lattice.tree.depth}, {np.mean(calls):.1f} LLM calls/query, "
               f"{np.mean(parsed):.0%} of slates parsed (rest scored by embedding fallback), recall@{max(ks)} {recall(results, gold[:asked], max(ks)):.2f}")
 
-    print(f"\n| method ({len(small)} chunks, {len(qs)} questions) | " + " | ".join(f"recall@{k}" for k in ks) + " |")
-    print("|---|" + "---|" * len(ks))
+    print()
     base = rows["dense (MiniLM, faiss)"]
-    for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{row[k]:.2f} ({row[k] / base[k]:.2f}x dense)" if base[k] else f"{row[k]:.2f}" for k in ks) + " |")
+    print_table([f"method ({len(small)} chunks, {len(qs)} questions)", *(f"recall@{k}" for k in ks)], [
+        [name, *(f"{row[k]:.2f} ({row[k] / base[k]:.2f}x dense)" if base[k] else f"{row[k]:.2f}" for k in ks)]
+        for name, row in rows.items()])
     (n_s, d_s, c_s, _), (n_l, d_l, c_l, _) = calls_by_size["small"], calls_by_size["large"]
     print(f"\nLATTICE LLM calls/query: {c_s:.1f} at {n_s} chunks (depth {d_s}) vs {c_l:.1f} at {n_l} chunks (depth {d_l}): "
           f"{n_l / n_s:.0f}x the corpus -> {c_l / c_s:.2f}x the calls")

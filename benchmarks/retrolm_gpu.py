@@ -12,36 +12,23 @@ methods, timed), then
 Decode latency = median wall time per generated token (``torch.cuda.synchronize`` each token); memory
 = ``torch.cuda.max_memory_allocated`` during decoding (weights included), and the prefill peak.
 
-    PYTHONPATH=. python benchmarks/retrolm_gpu.py [--lengths 32768 65536 131072] [--tiny]
+    python -m benchmarks.retrolm_gpu [--lengths 32768 65536 131072] [--tiny]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
-import time
 from types import SimpleNamespace
 
 import torch
 from transformers import DynamicCache
 
-from benchmarks.gemfilter_gpu import llama_8b_config, random_model, sync
-from ragpress.models import CausalLM
+from benchmarks._common import llama_8b_config, peak_gib, print_table, random_model, reset_peak, timed
 from ragpress.generators.retrolm import PagedContext, RetroLMSettings, encode_pages
-
-
-def peak_gib(device: torch.device) -> float:
-    return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-
-
-def reset_peak(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+from ragpress.models import CausalLM
 
 
 @torch.inference_mode()
@@ -49,14 +36,15 @@ def full_decode(lm: CausalLM, cache: DynamicCache, query: torch.Tensor, new: int
     """Per-token times of greedy decoding over the whole cache (query first, then ``new`` tokens)."""
     n, times = cache.get_seq_length(), []
     logits = lm.model(input_ids=query[None], past_key_values=cache, use_cache=True, logits_to_keep=1).logits
-    for step in range(new):
-        sync(lm.device)
-        start = time.perf_counter()
+
+    def step(logits: torch.Tensor, at: int) -> torch.Tensor:
         token = logits[0, -1].argmax()[None, None]
-        position = torch.tensor([[n + len(query) + step]], device=lm.device)
-        logits = lm.model(input_ids=token, past_key_values=cache, position_ids=position, use_cache=True, logits_to_keep=1).logits
-        sync(lm.device)
-        times.append(time.perf_counter() - start)
+        position = torch.tensor([[at]], device=lm.device)
+        return lm.model(input_ids=token, past_key_values=cache, position_ids=position, use_cache=True, logits_to_keep=1).logits
+
+    for i in range(new):
+        seconds, logits = timed(step, logits, n + len(query) + i, device=lm.device)
+        times.append(seconds)
     return times
 
 
@@ -66,11 +54,7 @@ def retrolm_decode(paged: PagedContext, query: torch.Tensor, new: int) -> tuple[
     stream = paged.stream_ids(query, new + 1, trace=trace)
     next(stream)  # selection + query pass (time to first token, not decode latency)
     for _ in range(new):
-        sync(paged.lm.device)
-        start = time.perf_counter()
-        next(stream)
-        sync(paged.lm.device)
-        times.append(time.perf_counter() - start)
+        times.append(timed(next, stream, device=paged.lm.device)[0])
     stream.close()
     return times, trace
 
@@ -99,11 +83,8 @@ def main() -> None:
         ids = torch.randint(0, config.vocab_size, (n,))
         query = torch.randint(0, config.vocab_size, (args.query,), device=device)
         reset_peak(device)
-        sync(device)
-        start = time.perf_counter()
-        keys, values, summaries = encode_pages(lm, ids, args.page_size, offload=False)
-        sync(device)
-        prefill_s, prefill_gib = time.perf_counter() - start, peak_gib(device)
+        prefill_s, (keys, values, summaries) = timed(encode_pages, lm, ids, args.page_size, offload=False, device=device)
+        prefill_gib = peak_gib(device)
         cache = DynamicCache()
         for layer, (k, v) in enumerate(zip(keys, values)):
             cache.update(k, v, layer)
@@ -129,11 +110,12 @@ def main() -> None:
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "retrolm_gpu.json"), "w") as f:
             json.dump({"device": built, "args": vars(args), "rows": rows}, f, indent=1)
-    print("\n| tokens | prefill (s) | prefill peak (GiB) | full ms/token | RetroLM ms/token (median / mean) | speed-up | full decode peak (GiB) | RetroLM decode peak (GiB) | context tokens read |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['tokens']} | {r['prefill_s']:.1f} | {r['prefill_gib']:.1f} | {r['full_ms']:.1f} | {r['retrolm_ms']:.1f} / {r['retrolm_mean_ms']:.1f} | "
-              f"{r['full_ms'] / r['retrolm_ms']:.2f}x | {r['full_gib']:.1f} | {r['retrolm_gib']:.1f} | {r['kept_tokens']} |")
+    print()
+    print_table(["tokens", "prefill (s)", "prefill peak (GiB)", "full ms/token", "RetroLM ms/token (median / mean)", "speed-up",
+                 "full decode peak (GiB)", "RetroLM decode peak (GiB)", "context tokens read"], [
+        [r["tokens"], f"{r['prefill_s']:.1f}", f"{r['prefill_gib']:.1f}", f"{r['full_ms']:.1f}", f"{r['retrolm_ms']:.1f} / {r['retrolm_mean_ms']:.1f}",
+         f"{r['full_ms'] / r['retrolm_ms']:.2f}x", f"{r['full_gib']:.1f}", f"{r['retrolm_gib']:.1f}", r["kept_tokens"]]
+        for r in rows], "r" * 9)
 
 
 if __name__ == "__main__":

@@ -13,27 +13,23 @@ Three ways to answer, all greedy with the prompt ragpress generators build:
 An answer is correct when it names the sandwich or Dolores Park. "needle read" says whether the
 needle's page / chunk was among those the model read.
 
-    PYTHONPATH=. python benchmarks/retrolm_niah.py [--lengths 2048 4096] [--depths 0.1 0.5 0.9]
+    python -m benchmarks.retrolm_niah [--lengths 2048 4096] [--depths 0.1 0.5 0.9]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import time
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tqdm import tqdm
 
-from benchmarks.gemfilter_niah import NEEDLE, QUESTION, haystack
+from benchmarks._common import NEEDLE, QUESTION, haystack, print_table, timed
 from ragpress.chunkers.token_window import TokenWindowChunker
 from ragpress.compressors.budget_packer import BudgetPacker
-from ragpress.models import load_causal_lm
-from ragpress.core.types import Answer, Chunk, Context
-from ragpress.generators.transformers_lm import TransformersGenerator
-from ragpress.retrievers.dense import DenseRetriever
+from ragpress.core.types import Answer, Chunk, Context, Document
 from ragpress.generators.retrolm import RetroLM
+from ragpress.generators.transformers_lm import TransformersGenerator
+from ragpress.models import load_causal_lm
+from ragpress.retrievers.dense import DenseRetriever
 
 
 def correct(answer: Answer) -> bool:
@@ -61,33 +57,33 @@ def main() -> None:
     generator = TransformersGenerator(max_new_tokens=args.max_new_tokens, device="cpu")
     chunker = TokenWindowChunker(size=args.page_size, overlap=0, tokenizer="smollm2-135m")
     packer = BudgetPacker(budget=budget, order="source")
+
+    def rag_answer(doc: Document) -> Answer:
+        retriever = DenseRetriever(top_k=len(doc.text))
+        retriever.index(chunker.chunk(doc))
+        return generator.run(packer.run(QUESTION, retriever.run(QUESTION)))
+
     rows, seconds = [], {"full": 0.0, "RetroLM": 0.0, "RAG": 0.0}
     for n in args.lengths:
         for depth in tqdm(args.depths, desc=f"{n} tokens"):
             doc, start = haystack(lm.tokenizer, n, depth)
             whole = Context(query=QUESTION, pieces=(Chunk.of(doc, 0, len(doc.text)),))
-            clock = time.perf_counter()
-            full = generator.run(whole)
-            seconds["full"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            paged = retro.run(whole)
-            seconds["RetroLM"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            retriever = DenseRetriever(top_k=len(doc.text))
-            retriever.index(chunker.chunk(doc))
-            rag = generator.run(packer.run(QUESTION, retriever.run(QUESTION)))
-            seconds["RAG"] += time.perf_counter() - clock
+            elapsed, full = timed(generator.run, whole)
+            seconds["full"] += elapsed
+            elapsed, paged = timed(retro.run, whole)
+            seconds["RetroLM"] += elapsed
+            elapsed, rag = timed(rag_answer, doc)
+            seconds["RAG"] += elapsed
             rows.append((n, depth, full, paged, rag, start))
             tqdm.write(f"{n} {depth:.0%} full={full.text[:50]!r} retrolm={paged.text[:50]!r} rag={rag.text[:50]!r}")
 
     print(f"\nSmolLM2-135M-Instruct; RetroLM page_size={args.page_size}, pages_kept={args.pages_kept}, "
           f"local_window={args.local_window}; RAG budget = RetroLM context budget = {budget} tokens")
-    print("| tokens | depth | full | RetroLM | RetroLM needle read | RAG | RAG needle read | RetroLM context tokens | RAG context tokens |")
-    print("|---:|---:|:-:|:-:|:-:|:-:|:-:|---:|---:|")
-    for n, depth, full, paged, rag, start in rows:
-        print(f"| {n} | {depth:.0%} | {'yes' if correct(full) else 'no'} | {'yes' if correct(paged) else 'no'} | "
-              f"{'yes' if reads_needle(paged, start) else 'no'} | {'yes' if correct(rag) else 'no'} | "
-              f"{'yes' if reads_needle(rag, start) else 'no'} | {paged.context.tokens_after} | {rag.context.tokens_after} |")
+    yes = {True: "yes", False: "no"}
+    print_table(["tokens", "depth", "full", "RetroLM", "RetroLM needle read", "RAG", "RAG needle read", "RetroLM context tokens", "RAG context tokens"], [
+        [n, f"{depth:.0%}", yes[correct(full)], yes[correct(paged)], yes[reads_needle(paged, start)], yes[correct(rag)],
+         yes[reads_needle(rag, start)], paged.context.tokens_after, rag.context.tokens_after]
+        for n, depth, full, paged, rag, start in rows], "rrcccccrr")
     total = len(rows)
     for name, index in (("full", 2), ("RetroLM", 3), ("RAG", 4)):
         hits = sum(correct(row[index]) for row in rows)

@@ -438,7 +438,7 @@ from ragpress.compressors.longcodezip.viz import highlight_html
 code = inspect.getsource(colorsys)
 context = LongCodeZip(model="smollm2-135m", budget=300).compress_code(code, "Convert a colour from HLS to RGB.")
 ratios["LongCodeZip"] = context.ratio
-display(HTML(render_html(context, code)))"""
+display(HTML(highlight_html(context, code)))"""
     ),
     new_markdown_cell("## GemFilter\n\nThe attention of an early layer picks the tokens to keep."),
     new_code_cell(

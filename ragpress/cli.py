@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
-import importlib.util
 import inspect
 import os
 import pkgutil
@@ -35,30 +34,45 @@ def _summary(doc: str | None) -> str:
 
 
 def stages() -> list[tuple[str, str]]:
-    """Every concrete stage class in ragpress, as ``(family.method.Class, summary)``: the summary is
-    the first paragraph of the docstring of the module or method folder that exports it (which
-    names the method and its paper)."""
+    """Every concrete stage class whose extras are installed, as ``(family.method.Class, summary)``: the
+    summary is the first paragraph of the docstring of the module or method folder that exports it
+    (which names the method and its paper)."""
     from ragpress.core.stage import Stage
 
     found = []
     for home in _homes():
-        module = importlib.import_module(home)
+        try:
+            module = importlib.import_module(home)
+        except ImportError:  # its extra is missing: see unavailable()
+            continue
         for name, cls in vars(module).items():
             if inspect.isclass(cls) and issubclass(cls, Stage) and cls.__module__.startswith(home) and not name.startswith("_"):
                 found.append((cls, f"{home.removeprefix('ragpress.')}.{name}", _summary(module.__doc__)))
     return [(path, summary) for cls, path, summary in found if not any(c is not cls and issubclass(c, cls) for c, _, _ in found)]
 
 
-def trainers() -> dict[str, tuple[str, str]]:
-    """``{command: (module, summary)}`` for every method folder with a ``train.py``, found without importing
-    them; the summary is the docstring of its ``add_arguments``."""
-    out = {}
+def unavailable() -> list[tuple[str, str]]:
+    """``(family.method, what to install)`` for every stage home whose extras are missing."""
+    out = []
     for home in _homes():
-        spec = importlib.util.find_spec(f"{home}.train") if importlib.util.find_spec(home).submodule_search_locations else None
-        if spec is not None and spec.origin:
-            tree = ast.parse(Path(spec.origin).read_text())
+        try:
+            importlib.import_module(home)
+        except ImportError as error:
+            out.append((home.removeprefix("ragpress."), str(error)))
+    return out
+
+
+def trainers() -> dict[str, tuple[str, str]]:
+    """``{command: (module, summary)}`` for every method folder with a ``train.py``, found on disk without
+    importing anything (a method's package checks its extras when imported); the summary is the
+    docstring of its ``add_arguments``."""
+    out = {}
+    for family in STAGE_PACKAGES:
+        folder = Path(importlib.import_module(f"ragpress.{family}").__path__[0])
+        for path in sorted(folder.glob("*/train.py")):
+            tree = ast.parse(path.read_text())
             doc = next((ast.get_docstring(f) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "add_arguments"), "")
-            out[home.rsplit(".", 1)[1].replace("_", "-")] = (spec.name, _summary(doc).split("``: ", 1)[-1].rstrip("."))
+            out[path.parent.name.replace("_", "-")] = (f"ragpress.{family}.{path.parent.name}.train", _summary(doc).split("``: ", 1)[-1].rstrip("."))
     return out
 
 
@@ -97,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "stages":
         for path, summary in stages():
             print(f"{path}\n    {summary}")
+        for home, why in unavailable():
+            print(f"{home} (not installed)\n    {why}")
     else:
         parser.print_help()
     return 0

@@ -149,6 +149,6 @@ def test_bad_settings_and_input_name_the_fix():
 @pytest.mark.integration
 def test_smollm2_segmenter_on_an_essay():
     doc = Document(TEXTS[0][:330])
-    tree = build_edu_tree(doc, segmenter="llm", llm="smollm2-135m")
+    tree = build_edu_tree(doc, segmenter="llm", model="smollm2-135m")
     check_tree(tree, doc)
     assert {n.metadata["segmenter"] for n in tree.nodes("edu")} <= {"parse", "parse-fallback", "llm"}

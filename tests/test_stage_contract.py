@@ -17,11 +17,11 @@ import importlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pydoc_data.topics import topics
 
 import pytest
 import torch
 import yaml
-from pydoc_data.topics import topics
 
 from ragpress.chunkers.sentence import split_sentences
 from ragpress.chunkers.token_window import TokenWindowChunker

@@ -7,8 +7,8 @@ all. Loading is lazy: a stage loads its model on first use, never at constructio
 from __future__ import annotations
 
 import gc
-import threading
 import sys
+import threading
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 

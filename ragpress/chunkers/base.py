@@ -51,3 +51,24 @@ def check_cover(document: Document, chunks: list[Chunk]) -> None:
     for i, char in enumerate(document.text):
         if not covered[i] and not char.isspace():
             raise RuntimeError(f"Chunking dropped text of document {document.id!r} at offset {i}: {document.text[i:i+40]!r}")
+
+
+def token_spans(text: str, start: int, end: int, tokenizer, max_tokens: int) -> list[tuple[tuple[int, int], int]]:
+    """``text[start:end]`` cut at token boundaries into consecutive pieces of at most ``max_tokens``
+    tokens, as ``((start, end), tokens)`` with whitespace at the ends excluded and exact counts; the
+    pieces cover the span (characters a tokenizer skips stay inside a piece)."""
+    offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+    out, first, cursor = [], 0, start
+    while first < len(offsets):
+        take = min(max_tokens, len(offsets) - first)
+        while True:  # a piece tokenised on its own can differ by a token at its edges
+            cut = end if first + take == len(offsets) else start + offsets[first + take - 1][1]
+            a, b = strip_span(text, cursor, cut)
+            count = len(tokenizer(text[a:b], add_special_tokens=False, verbose=False)["input_ids"])
+            if count <= max_tokens or take == 1:
+                break
+            take -= 1
+        if a < b:
+            out.append(((a, b), count))
+        first, cursor = first + take, cut
+    return out

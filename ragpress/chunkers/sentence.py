@@ -1,5 +1,9 @@
 """Sentence and paragraph chunking: spaCy sentences (or blank-line paragraphs) packed greedily into
-chunks of at most ``max_tokens`` tokens. The baseline that the published chunkers are compared with."""
+chunks of at most ``max_tokens`` tokens. The baseline that the published chunkers are compared with.
+
+Bounded on any input: spaCy reads at most :data:`SPACY_PIECE` characters at a time (cut at line
+ends where there are any), ``\r``, ``\r\n`` and ``\n`` all end a line, and a line longer than the
+limit is cut at token boundaries, so every chunk is within ``max_tokens``."""
 
 from __future__ import annotations
 
@@ -8,12 +12,15 @@ import functools
 import re
 from typing import ClassVar, Literal
 
-from ragpress.chunkers.base import Chunker, strip_span
+from ragpress.chunkers.base import Chunker, strip_span, token_spans
 from ragpress.core.bundled import SPACY_MODEL
 from ragpress.core.loaders import load_spacy, load_tokenizer
+from ragpress.core.text import tokenizable
 from ragpress.core.types import Chunk, Document
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+_EOL = r"(?:\r\n|\r|\n)"
+_PARAGRAPH_BREAK = re.compile(_EOL + r"[ \t\f\v]*" + _EOL + r"\s*")
+SPACY_PIECE = 100_000  # characters spaCy reads at once: its memory grows with the text it is given
 
 
 def split_sentences(text: str, spacy_model: str = SPACY_MODEL) -> list[tuple[int, int]]:
@@ -21,13 +28,27 @@ def split_sentences(text: str, spacy_model: str = SPACY_MODEL) -> list[tuple[int
     order, do not overlap, and together cover every non-whitespace character."""
     if not text.strip():
         return []
-    spans = (strip_span(text, s.start_char, s.end_char) for s in load_spacy(spacy_model)(text).sents)
+    pieces = bounded_pieces(text, SPACY_PIECE)
+    docs = load_spacy(spacy_model).pipe((tokenizable(text[a:b]) for a, b in pieces), batch_size=1)  # one piece in memory at a time; spaCy refuses lone surrogates
+    spans = (strip_span(text, a + s.start_char, a + s.end_char) for (a, _), doc in zip(pieces, docs) for s in doc.sents)
     return [(start, end) for start, end in spans if start < end]
+
+
+def bounded_pieces(text: str, size: int) -> list[tuple[int, int]]:
+    """``text`` as consecutive spans of at most ``size`` characters, each ending at the last line end
+    inside it when there is one (a sentence rarely crosses a line end)."""
+    out, start = [], 0
+    while len(text) - start > size:
+        cut = max(text.rfind("\n", start, start + size), text.rfind("\r", start, start + size)) + 1
+        cut = cut if cut > start else start + size
+        out.append((start, cut))
+        start = cut
+    return out + [(start, len(text))]
 
 
 def split_lines(text: str) -> list[tuple[int, int]]:
     """Character spans of the non-blank lines of ``text``, surrounding whitespace excluded."""
-    spans = (strip_span(text, m.start(), m.end()) for m in re.finditer(r"[^\n]+", text))
+    spans = (strip_span(text, m.start(), m.end()) for m in re.finditer(r"[^\r\n]+", text))
     return [(start, end) for start, end in spans if start < end]
 
 
@@ -49,9 +70,8 @@ def split_paragraphs(text: str) -> list[tuple[int, int]]:
 class SentenceChunker(Chunker):
     """Packs consecutive sentences (``unit="sentence"``) or paragraphs (``unit="paragraph"``) into
     chunks of at most ``max_tokens`` tokens of ``tokenizer``. A unit longer than the limit is cut at
-    its sentences, and a sentence still longer at its lines (grammar blocks and tables have no
-    sentence ends); a single line longer than the limit becomes a chunk of its own, and its
-    ``token_count`` shows it."""
+    its sentences, a sentence still longer at its lines (grammar blocks and tables have no sentence
+    ends), and a line still longer at token boundaries."""
 
     method: ClassVar[str] = "sentence"
     unit: Literal["sentence", "paragraph"] = "paragraph"
@@ -70,7 +90,7 @@ class SentenceChunker(Chunker):
         spans = split_paragraphs(text) if self.unit == "paragraph" else split_sentences(text, self.spacy_model)
         counts = self._count([text[s:e] for s, e in spans])
         sentences = functools.partial(split_sentences, spacy_model=self.spacy_model)
-        for split in (sentences, split_lines)[self.unit == "sentence" :]:
+        for split in (sentences, split_lines, self._split_tokens)[self.unit == "sentence" :]:
             spans, counts = self._split_long(text, spans, counts, split)
         chunks, group, total = [], [], 0
         for span, count in zip(spans, counts):
@@ -94,6 +114,9 @@ class SentenceChunker(Chunker):
             out_spans.extend(parts)
             out_counts.extend(self._count([text[s:e] for s, e in parts]))
         return out_spans, out_counts
+
+    def _split_tokens(self, text: str) -> list[tuple[int, int]]:
+        return [span for span, _ in token_spans(text, 0, len(text), load_tokenizer(self.tokenizer), self.max_tokens)]
 
     def _count(self, texts: list[str]) -> list[int]:
         if not texts:

@@ -30,7 +30,7 @@ FORMAT = "ragpress-segment-cache/1"
 
 def text_key(text: str) -> str:
     """The cache key of a segment: SHA-256 of its UTF-8 text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def tensors_hash(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -91,6 +91,8 @@ class SegmentCache:
     def put(self, text: str, rows: torch.Tensor) -> None:
         if not isinstance(rows, torch.Tensor) or rows.ndim != 2:
             raise ValueError(f"A cached segment is a [n, hidden] tensor, got {getattr(rows, 'shape', type(rows).__name__)}.")
+        if not torch.isfinite(rows).all():
+            raise ValueError("A cached segment holds NaN or infinite values; the compressor that made it is broken.")
         self._rows[text_key(text)] = rows.detach()
 
     def clear(self) -> None:
@@ -104,7 +106,9 @@ class SegmentCache:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {key: rows.cpu().contiguous() for key, rows in self._rows.items()}
-        save_file(tensors, str(path), metadata={"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True)})
+        digest = tensors_hash(tensors)  # the rows themselves, so an edited file is refused
+        metadata = {"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True), "rows_sha256": digest}
+        save_file(tensors, str(path), metadata=metadata)
         return path
 
     @classmethod
@@ -122,7 +126,14 @@ class SegmentCache:
             stored = json.loads(metadata["identity"])
             cls.check_identity(stored, identity, path)
             cache = cls(identity)
-            cache._rows = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            rows = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        if metadata.get("rows_sha256") != tensors_hash(rows):
+            raise ValueError(f"Refusing the segment cache {path}: its rows differ from what SegmentCache.save wrote (or it predates "
+                             "row hashes); delete it and let the compressor rebuild it.")
+        bad = [key for key, value in rows.items() if value.ndim != 2 or not torch.isfinite(value).all()]
+        if bad:
+            raise ValueError(f"Refusing the segment cache {path}: {len(bad)} segments are not finite [n, hidden] rows; delete it.")
+        cache._rows = rows
         return cache
 
     @staticmethod

@@ -8,6 +8,7 @@ stay public for methods that need the raw forward pass (KV reuse, early exit).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,17 @@ from typing import Any
 
 import torch
 
-from ragpress.core.prompt import render_chat
+from ragpress.core.prompt import content_spans, encode_prompt, render_chat
+
+_SAMPLING = threading.Lock()
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Torch's random state seeded with ``seed`` inside the block and restored after it."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 class CausalLM:
@@ -42,7 +53,7 @@ class CausalLM:
         return int(getattr(self.model.config, "max_position_embeddings", 2048))
 
     def encode(self, text: str, special_tokens: bool = False) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
+        return self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"]  # text: special-token strings stay text
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -132,7 +143,7 @@ class CausalLM:
         """Token ids ``[1, n]`` of ``messages`` rendered by :func:`~ragpress.core.prompt.render_chat`,
         ready for generation."""
         text, special = render_chat(self.tokenizer, messages)
-        return torch.tensor([self.encode(text, special_tokens=special)])
+        return torch.tensor([encode_prompt(self.tokenizer, text, content_spans(text, messages), special)[0]])
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The decoder's input embeddings of ``input_ids`` (what soft compressors replace)."""
@@ -144,9 +155,10 @@ class CausalLM:
         text, special = render_chat(self.tokenizer, messages)
         if text.count(marker) != 1:
             raise ValueError(f"The prompt must hold the soft-context marker {marker!r} exactly once.")
-        before, after = text.split(marker)
-        head = torch.tensor(self.encode(before, special_tokens=special), dtype=torch.long)
-        return head, torch.tensor(self.encode(after), dtype=torch.long)
+        cut, spans = text.index(marker), content_spans(text, messages)
+        head = encode_prompt(self.tokenizer, text, spans, special, end=cut)[0]
+        tail = encode_prompt(self.tokenizer, text, spans, False, start=cut + len(marker))[0]
+        return torch.tensor(head, dtype=torch.long), torch.tensor(tail, dtype=torch.long)
 
     @torch.inference_mode()
     def chat_embeds(self, messages: list[dict[str, str]], marker: str, soft: torch.Tensor) -> torch.Tensor:
@@ -215,17 +227,19 @@ class CausalLM:
         """New token ids after ``prompt``: token ids ``[1, n]``, or input embeddings ``[1, n, hidden]``
         (from :meth:`chat_embeds`). Greedy when ``temperature`` is 0."""
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-        torch.manual_seed(seed)
         prompt = prompt.to(self.device)
         given = {"inputs_embeds": prompt} if prompt.is_floating_point() else {"input_ids": prompt}
-        out = self.model.generate(
-            **given,
-            attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=self.device),
-            max_new_tokens=max_new_tokens,
-            pad_token_id=self.tokenizer.pad_token_id,
-            **sampling,
-            **kwargs,
-        )
+        # transformers samples from torch's global generator: a seeded call takes it alone, in a fork that
+        # leaves the caller's state as it was, so concurrent calls each get their seed's answer
+        with _SAMPLING if temperature > 0 else contextlib.nullcontext(), seeded(seed, self.device):
+            out = self.model.generate(
+                **given,
+                attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=self.device),
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+                **kwargs,
+            )
         # with input embeddings alone, transformers returns only the new tokens
         return out[0, 0 if prompt.is_floating_point() else prompt.shape[1] :].cpu()
 

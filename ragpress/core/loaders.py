@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragpress.core.bundled import SPACY_MODEL, ModelLoadError, load_error, resolve_name
 from ragpress.core.extras import require
+from ragpress.core.text import harden
 
 if TYPE_CHECKING:  # torch loads with the first model, so tokenizers and spaCy work without it
     import torch
@@ -78,7 +79,7 @@ def load_causal_lm(
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as error:
             raise load_error(name, error) from error
-        return CausalLM(model.to(device).eval(), tokenizer, name)
+        return CausalLM(model.to(device).eval(), harden(tokenizer), name)
 
     return cached("causal_lm", name, build, device, dtype, trust_remote_code)
 
@@ -94,9 +95,11 @@ def load_embedder(name: str = "minilm-l6", device: str | torch.device | None = N
         from sentence_transformers import SentenceTransformer
 
         try:
-            return SentenceTransformer(resolve_name(name), device=str(device))
+            embedder = SentenceTransformer(resolve_name(name), device=str(device))
         except (OSError, ValueError) as error:
             raise load_error(name, error) from error
+        harden(embedder.tokenizer)
+        return embedder
 
     return cached("embedder", name, build, device)
 
@@ -108,7 +111,7 @@ def load_tokenizer(name: str):
         from transformers import AutoTokenizer
 
         try:
-            return AutoTokenizer.from_pretrained(resolve_name(name))
+            return harden(AutoTokenizer.from_pretrained(resolve_name(name)))
         except (OSError, ValueError) as error:
             raise load_error(name, error) from error
 

@@ -59,6 +59,37 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, bo
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), False
 
 
+def content_spans(text: str, messages: list[dict[str, str]]) -> list[tuple[int, int]]:
+    """Where each message's content lies in the rendered prompt ``text``, found left to right: the
+    untrusted part of a prompt (sources, question), as opposed to the template around it."""
+    spans, cursor = [], 0
+    for message in messages:
+        at = text.find(message["content"], cursor)
+        if at >= 0 and message["content"]:
+            spans.append((at, at + len(message["content"])))
+            cursor = at + len(message["content"])
+    return spans
+
+
+def encode_prompt(tokenizer: Any, text: str, spans: Sequence[tuple[int, int]], special: bool,
+                  start: int = 0, end: int | None = None) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets (into ``text``) of ``text[start:end]``. The template is read
+    with its special tokens; the ``spans`` (message contents, :func:`content_spans`) are read as text,
+    so a document that contains ``<|im_end|>`` cannot end a turn (ragpress.core.text). ``special``:
+    add the tokenizer's BOS (the plain-chat fallback of :func:`render_chat`)."""
+    end = len(text) if end is None else end
+    cuts = sorted({start, end, *(p for span in spans for p in span if start < p < end)})
+    inside = [any(a <= lo and hi <= b for a, b in spans) for lo, hi in zip(cuts, cuts[1:])]
+    ids: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    for (lo, hi), is_content in zip(zip(cuts, cuts[1:]), inside):
+        encoded = tokenizer(text[lo:hi], add_special_tokens=special and lo == start, split_special_tokens=is_content,
+                            return_offsets_mapping=True)
+        ids += encoded["input_ids"]
+        offsets += [(a + lo, b + lo) for a, b in encoded["offset_mapping"]]
+    return ids, offsets
+
+
 def soft_prompt_ids(lm: CausalLM, question: str, system_prompt: str = SYSTEM_PROMPT) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids before and after the soft context in the prompt a generator builds for ``question``:
     trainers of soft compressors train on the very prompt the generator will use."""
@@ -88,6 +119,7 @@ class PromptLayout:
 
         tokenizer = lm.tokenizer
         prompt, special = render_chat(tokenizer, messages)
+        ids, token_offsets = encode_prompt(tokenizer, prompt, content_spans(prompt, messages), special)
         starts, leads, lengths, cursor = [], [], [], 0
         for i, piece in enumerate(pieces, 1):
             text, marker = piece.text.strip(), f"[{i}] "
@@ -98,8 +130,7 @@ class PromptLayout:
             leads.append(len(piece.text) - len(piece.text.lstrip()))
             lengths.append(len(text))
             cursor = starts[-1] + len(text)
-        encoded = tokenizer(prompt, add_special_tokens=special, return_offsets_mapping=True)
-        offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        offsets = np.asarray(token_offsets, dtype=np.int64).reshape(-1, 2)
         starts_a, lengths_a = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
         owner = np.full(len(offsets), -1, dtype=np.int64)
         if len(pieces):
@@ -108,7 +139,7 @@ class PromptLayout:
             overlap = np.minimum(offsets[:, 1], ends[first]) > np.maximum(offsets[:, 0], starts_a[first])
             owner[overlap] = first[overlap]  # the token shares at least one character with that piece
         return cls(
-            ids=torch.tensor(encoded["input_ids"]),
+            ids=torch.tensor(ids, dtype=torch.long),
             offsets=offsets,
             pieces=list(pieces),
             starts=starts_a,

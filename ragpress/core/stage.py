@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from ragpress.core.legacy import upgrade
+from ragpress.core.settings import check_settings
 from ragpress.core.types import Answer, Chunk, Context, Document
 
 
@@ -53,10 +54,14 @@ class Stage:
         return {"type": public_path(type(self)), "settings": self.settings()}
 
     @staticmethod
-    def from_dict(data: dict[str, Any], allow_external: bool = False) -> Stage:
+    def from_dict(data: dict[str, Any], allow_external: bool = False, allow: Iterable[str] = ()) -> Stage:
         """Rebuild a stage from :meth:`to_dict` (or from a file saved under older names,
-        :mod:`ragpress.core.legacy`). Only ragpress classes are imported unless ``allow_external``
-        is set, so loading a shared pipeline file cannot import arbitrary code."""
+        :mod:`ragpress.core.legacy`), treating ``data`` as untrusted: only ragpress classes are
+        imported unless ``allow_external`` is set, settings are checked by name and type, and a
+        setting that names code, a host or a secret stays at its default unless named in ``allow``
+        (:mod:`ragpress.core.settings`)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"A stage is a mapping with 'type' and 'settings', got {type(data).__name__}.")
         data = upgrade(data)
         path = data.get("type", "")
         module_name, _, class_name = path.rpartition(".")
@@ -68,7 +73,7 @@ class Stage:
             raise ValueError(f"Unknown stage type {path!r}: {error}") from error
         if not (isinstance(cls, type) and issubclass(cls, Stage)):
             raise ValueError(f"{path!r} is not a ragpress Stage.")
-        return cls(**data.get("settings", {}))
+        return cls(**check_settings(cls, data.get("settings") or {}, allow))
 
 
 def public_path(cls: type) -> str:
@@ -87,9 +92,16 @@ def check_documents(documents: Sequence[Document]) -> list[Document]:
         raise TypeError(f"Expected a list of Document, got {type(documents).__name__}; wrap texts as [Document(text)].")
     if not documents:
         raise ValueError("The corpus is empty: pass at least one Document.")
+    first: dict[str, int] = {}
     for i, doc in enumerate(documents):
         if not isinstance(doc, Document):
             raise TypeError(f"Item {i} is a {type(doc).__name__}, not a Document; wrap it as Document(text=...).")
+        if first.setdefault(doc.id, i) != i:
+            raise ValueError(
+                f"Documents {first[doc.id]} and {i} have the same id {doc.id!r}; a chunk names its document by id, so "
+                "ids must be unique: give each document its own id (without one, the id is a hash of the text, so "
+                "identical texts collide: drop the duplicates)."
+            )
     return list(documents)
 
 

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from ragpress.core.settings import guarded
 from ragpress.core.types import Answer, Context
 from ragpress.generators.base import Generator
 
@@ -21,9 +22,9 @@ class OpenAICompatibleGenerator(Generator):
     environment variable named by ``api_key_env`` (never stored in the settings), if set."""
 
     method: ClassVar[str] = "openai_compatible"
-    base_url: str = "http://localhost:8000/v1"
+    base_url: str = guarded("http://localhost:8000/v1", "host")  # pipeline files may set neither (ragpress.core.settings)
     model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = guarded("OPENAI_API_KEY", "secret")
     timeout: float = 60.0
     seed: int = 0
 

@@ -23,15 +23,17 @@ import inspect
 import json
 import time
 import typing
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ragpress.chunkers.base import Chunker
+from ragpress.core.settings import read_yaml
 from ragpress.core.stage import Stage, check_documents, check_query
-from ragpress.core.types import Chunk, Context, Document
+from ragpress.core.types import Chunk, Context, Document, check_provenance
 from ragpress.pipelines.trace import Result, StageTrace, stage_trace
 from ragpress.retrievers.base import Retriever
 
@@ -135,9 +137,13 @@ class Pipeline:
         for name, retriever in retrievers.items():
             folder = folders.get(name)
             if folder is not None and (folder / "stage.json").exists():
-                retriever.restore(folder)
-                chunks = retriever.chunks
-                continue
+                try:
+                    retriever.restore(folder)
+                    check_provenance(retriever.chunks, documents)
+                    chunks = retriever.chunks
+                    continue
+                except ValueError as error:  # a cache that does not match: build it again
+                    warnings.warn(f"Rebuilding the cached index of {name!r}: {error}", stacklevel=2)
             chunks = chunks or self.chunker.run(documents)
             retriever.index(chunks)
             if folder is not None:
@@ -159,6 +165,8 @@ class Pipeline:
         if isinstance(queries, str):
             raise TypeError("run_batch takes a list of queries; use run() for one.")
         queries = [check_query(q) for q in queries]
+        if not queries:
+            return []
         final = self.output_node.name
         columns: dict[str, list[Any]] = {}
         traces: list[list[StageTrace]] = [[] for _ in queries]
@@ -199,27 +207,37 @@ class Pipeline:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], allow_external: bool = False) -> Pipeline:
-        chunker = Stage.from_dict(data["chunker"], allow_external) if data.get("chunker") else None
+    def from_dict(cls, data: dict[str, Any], allow_external: bool = False, allow: Iterable[str] = ()) -> Pipeline:
+        """A pipeline from :meth:`to_dict`, treated as untrusted (see :meth:`Stage.from_dict`): ``allow``
+        names the settings that name code, hosts or secrets which this file may set."""
+        stages = data.get("stages", []) if isinstance(data, dict) else None
+        if not isinstance(stages, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in stages):
+            raise ValueError("A pipeline file is a mapping with 'chunker' and 'stages', a list of {name, after, type, settings}.")
+        allow = set(allow)
+        chunker = Stage.from_dict(data["chunker"], allow_external, allow) if data.get("chunker") else None
         pipeline = cls(chunker)
-        for entry in data.get("stages", []):
-            pipeline.add(entry["name"], Stage.from_dict(entry, allow_external), entry.get("after", ()))
+        for entry in stages:
+            after = entry.get("after") or []
+            if not isinstance(after, (str, list)) or not all(isinstance(a, str) for a in ([after] if isinstance(after, str) else after)):
+                raise ValueError(f"Stage {entry['name']!r}: 'after' must name stages, got {after!r}.")
+            pipeline.add(entry["name"], Stage.from_dict(entry, allow_external, allow), after)
         return pipeline
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text: str, allow_external: bool = False) -> Pipeline:
-        return cls.from_dict(yaml.safe_load(text), allow_external)
+    def from_yaml(cls, text: str, allow_external: bool = False, allow: Iterable[str] = ()) -> Pipeline:
+        return cls.from_dict(read_yaml(text), allow_external, allow)
 
     def save(self, path: str | Path) -> None:
         """Save the graph and settings (not the indexes: retrievers save those themselves)."""
         Path(path).write_text(self.to_yaml())
 
     @classmethod
-    def load(cls, path: str | Path, allow_external: bool = False) -> Pipeline:
-        return cls.from_yaml(Path(path).read_text(), allow_external)
+    def load(cls, path: str | Path, allow_external: bool = False, allow: Iterable[str] = ()) -> Pipeline:
+        """A pipeline saved by :meth:`save`, or shared by someone else: see :meth:`from_dict`."""
+        return cls.from_yaml(Path(path).read_text(), allow_external, allow)
 
     def to_networkx(self):
         import networkx as nx

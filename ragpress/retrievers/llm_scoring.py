@@ -1,9 +1,13 @@
 """What the LLM-judged retrievers share: batched greedy chat generation that counts its prompts,
 prompt-safe rendering of untrusted passage text, and tolerant parsing of numbered scores.
 
-Passages are data, never instructions: :func:`safe_passage` strips chat-template control tokens
-and bracketed ids from them (so a passage cannot close the user turn or pose as another numbered
-candidate), and the parsers only read numbers for ids that exist, clipped to the scale asked for.
+Passages are data, never instructions. Their chat control tokens are read as text by the tokenizer
+itself (:mod:`ragpress.core.text`), so a passage cannot close the user turn; :func:`safe_passage`
+rewrites bracketed ids, so it cannot pose as another numbered candidate; :func:`own_words` blanks
+what the model copied from a passage before any score is read, so a passage that says "Relevance:
+10" does not become a score by being repeated; and the parsers read numbers only for ids that exist,
+clipped to the scale asked for. What remains: a model can still be persuaded to write a high score
+in its own words (SECURITY.md).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from ragpress.core.extras import require
 
 require("torch", what="LLM scoring")
 
+import difflib
 import json
 import re
 from collections.abc import Sequence
@@ -21,7 +26,6 @@ import torch
 from ragpress.core.lm import CausalLM
 from ragpress.core.loaders import load_causal_lm
 
-_CONTROL = re.compile(r"<\|[^|>]{0,40}\|>|</?s>|\[/?INST\]|<<SYS>>|<</SYS>>")
 _NUMBER = r"(\d{1,4}(?:\.\d+)?)"
 _SEP = r"(?:[:=>–]|-(?=\s))"
 _PAIR_JSON = re.compile(r"\[\s*\"?(\d{1,4})\"?\s*,\s*" + _NUMBER + r"\s*\]")
@@ -34,11 +38,27 @@ _PAIR_LINE = re.compile(
 
 
 def safe_passage(text: str, max_chars: int) -> str:
-    """``text`` on one line, without chat control tokens or ``[n]`` markers, cut to ``max_chars``."""
-    text = _CONTROL.sub(" ", text)
+    """``text`` on one line, with ``[n]`` markers made ``(n)``, cut to ``max_chars``."""
     text = text.replace("[", "(").replace("]", ")")
     text = " ".join(text.split())
     return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+
+def own_words(reply: str, sources: Sequence[str], min_chars: int = 12) -> str:
+    """``reply`` with every run of at least ``min_chars`` characters that holds a number and also
+    occurs in one of the ``sources`` (whitespace and brackets as :func:`safe_passage` writes them)
+    blanked out, so scores are read only from what the model wrote itself."""
+    kept = list(reply)
+    spots = [i for i, ch in enumerate(reply) if not ch.isspace()]  # reply positions of the compared characters
+    flat = "".join(reply[i] for i in spots).replace("[", "(").replace("]", ")")
+    for source in sources:
+        other = "".join(source.split()).replace("[", "(").replace("]", ")")
+        matcher = difflib.SequenceMatcher(None, flat, other, autojunk=False)
+        for start, _, size in matcher.get_matching_blocks():
+            if size >= min_chars and any(ch.isdigit() for ch in flat[start : start + size]):  # a copied number
+                for k in range(start, start + size):
+                    kept[spots[k]] = " "
+    return "".join(kept)
 
 
 def parse_numbered_scores(answer: str, n: int, scale: float) -> dict[int, float]:

@@ -35,7 +35,7 @@ from typing import ClassVar
 
 from ragpress.core.types import Chunk
 from ragpress.retrievers.base import Reranker
-from ragpress.retrievers.llm_scoring import ChatLLM, safe_passage
+from ragpress.retrievers.llm_scoring import ChatLLM, own_words, safe_passage
 
 FIXED_CRITERIA: tuple[tuple[str, float, str], ...] = (
     ("Depth of Content", 0.5, "thorough detail and coverage of the topic"),
@@ -129,13 +129,13 @@ class RebelReranker(Reranker):
         names = [name for name, _, _ in trace.criteria]
         prompts = [rating_prompt(query, c.text, trace.criteria, self.reasoning, self.passage_chars) for c in chunks]
         answers = [[a] for a in self.chat.complete(prompts, self.max_new_tokens, "REBEL rating", "" if self.reasoning else "Relevance:")]
-        parsed = [parse_rating(a[0], names) for a in answers]
+        parsed = [parse_rating(own_words(a[0], [c.text]), names) for a, c in zip(answers, chunks)]
         retry = [i for i, (rel, crit) in enumerate(parsed) if rel is None or len(crit) < len(names)]
         if retry:
             strict = [rating_prompt(query, chunks[i].text, trace.criteria, False, self.passage_chars, strict=True) for i in retry]
             for i, answer in zip(retry, self.chat.complete(strict, self.max_new_tokens, "REBEL retry", "Relevance:")):
                 answers[i].append(answer)
-                parsed[i] = parse_rating(answer, names)
+                parsed[i] = parse_rating(own_words(answer, [chunks[i].text]), names)
         weights = {name: weight for name, weight, _ in trace.criteria}
         for i, (chunk, (relevance, crit)) in enumerate(zip(chunks, parsed)):
             if relevance is None:

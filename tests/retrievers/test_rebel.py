@@ -98,9 +98,12 @@ def test_malformed_answer_is_retried_once_then_scored_by_relevance_alone():
     assert out[2].score == pytest.approx(0.8) and reranker.last_trace.llm_calls == 4 + 4
 
 
-def test_hostile_passage_is_sanitised_and_cannot_change_output_format(tiny_lm_path):
-    prompt = rating_prompt("q", HOSTILE, FIXED_CRITERIA, True, 500)[-1]["content"]
-    assert "<|im_end|>" not in prompt and "<|im_start|>" not in prompt
+def test_hostile_passage_is_sanitised_and_cannot_change_output_format(tiny_lm_path, tiny_lm):
+    messages = rating_prompt("q", HOSTILE, FIXED_CRITERIA, True, 500)
+    prompt = messages[-1]["content"]
+    ids = tiny_lm.chat_ids(messages)[0].tolist()  # the passage's control tokens are text, not role tokens
+    start, end = (tiny_lm.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>"))
+    assert ids.count(start) == len(messages) + 1 and ids.count(end) == len(messages)
     assert prompt.rstrip().endswith("Recency: <0-5>")  # the format is stated after the passage
     items = chunks(TEXTS[:2] + [HOSTILE])
     for reranker in (RebelReranker(model=tiny_lm_path, mode="one_turn", max_new_tokens=4, device="cpu"),

@@ -31,6 +31,7 @@ from typing import Any
 
 from ragpress.core.loaders import load_causal_lm, load_spacy
 from ragpress.core.prompt import user_turns
+from ragpress.core.text import tokenizable
 from ragpress.core.types import Chunk, Document
 
 LEVELS = ("document", "section", "paragraph", "sentence", "edu")
@@ -230,7 +231,7 @@ def build_edu_tree(
 
     blocks = _blocks(text, plain_headings)
     body = [(s, e) for s, e, h in blocks if not h]
-    parsed = dict(zip(body, load_spacy(sentences_only=False).pipe([text[s:e] for s, e in body], batch_size=32)))
+    parsed = dict(zip(body, load_spacy(sentences_only=False).pipe([tokenizable(text[s:e]) for s, e in body], batch_size=32)))
     sents = [(b, sent) for b, doc in parsed.items() for sent in doc.sents if sent.text.strip()]
     cuts = [parse_boundaries(sent) for _, sent in sents]
     origin = ["parse"] * len(sents)

@@ -6,7 +6,7 @@ from ragpress.core.extras import require
 require("torch", what="Meta-Chunking")
 
 from ragpress.chunkers.meta_chunking.margin import keep_margins
-from ragpress.chunkers.meta_chunking.perplexity import scorable_text, sentence_nll, token_nll
+from ragpress.chunkers.meta_chunking.perplexity import sentence_nll, token_nll
 from ragpress.chunkers.meta_chunking.stage import (
     MarginSamplingChunker,
     MetaChunker,
@@ -17,5 +17,5 @@ from ragpress.chunkers.meta_chunking.stage import (
 
 __all__ = [
     "MarginSamplingChunker", "MetaChunker", "PerplexityChunker", "find_minima", "keep_margins", "merge_ends",
-    "scorable_text", "sentence_nll", "token_nll",
+    "sentence_nll", "token_nll",
 ]

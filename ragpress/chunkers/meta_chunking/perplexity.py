@@ -5,22 +5,13 @@ windows that reuse the KV cache. Steps 2-3 of :mod:`ragpress.chunkers.meta_chunk
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ragpress.core.lm import CausalLM
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def scorable_text(text: str) -> str:
-    """``text`` with lone surrogates (undecodable bytes kept by ``surrogateescape``) replaced by
-    U+FFFD, one character for one, so offsets stay valid; tokenizers refuse surrogates."""
-    return _SURROGATE.sub("\ufffd", text)
-
+from ragpress.core.text import tokenizable
 
 
 def _is_rotary(config) -> bool:
@@ -72,7 +63,7 @@ def sentence_nll(
     token (nothing of it can be scored)."""
     if not spans:
         raise ValueError("No sentences to score: the text is empty or only whitespace.")
-    text = scorable_text(text)
+    text = tokenizable(text)
     cuts = [0] + [end for _, end in spans[:-1]]
     pieces = [text[cut:end] for cut, (_, end) in zip(cuts, spans)]
     token_lists = lm.tokenizer(pieces, add_special_tokens=False)["input_ids"]

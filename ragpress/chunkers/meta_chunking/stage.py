@@ -60,10 +60,11 @@ from tqdm.auto import tqdm
 
 from ragpress.chunkers.base import Chunker
 from ragpress.chunkers.meta_chunking.margin import keep_margins
-from ragpress.chunkers.meta_chunking.perplexity import scorable_text, sentence_nll
+from ragpress.chunkers.meta_chunking.perplexity import sentence_nll
 from ragpress.chunkers.sentence import split_sentences
 from ragpress.core.lm import CausalLM
 from ragpress.core.loaders import load_causal_lm
+from ragpress.core.text import tokenizable
 from ragpress.core.types import Chunk, Document
 
 
@@ -122,7 +123,7 @@ class MetaChunker(Chunker):
     def sentences(self, document: Document) -> list[tuple[int, int]]:
         if not document.text.strip():
             raise ValueError(f"Document {document.id!r} is empty or only whitespace: there is nothing to chunk.")
-        return split_sentences(scorable_text(document.text))
+        return split_sentences(tokenizable(document.text))
 
     def meta_chunk_ends(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
         """Index of the last sentence of each meta-chunk (the method's own step)."""
@@ -207,7 +208,7 @@ class MarginSamplingChunker(MetaChunker):
         return sum(recent) / len(recent)
 
     def meta_chunk_ends(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
-        lm, text = self.lm(), scorable_text(text)
+        lm, text = self.lm(), tokenizable(text)
         ends, margins, chunk_start, k = [], [], 0, 1
         progress = tqdm(total=len(spans) - 1, desc="margin sampling", disable=len(spans) < 50, leave=False)
         while k < len(spans):

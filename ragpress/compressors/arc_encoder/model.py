@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ragpress.core.bundled import resolve_name
+from ragpress.core.settings import read_json
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -124,7 +125,7 @@ class ArcModel(nn.Module):
             path = CHECKPOINTS / str(path)  # a bundled checkpoint by name
         if not (path / "config.json").exists() or not (path / "arc.safetensors").exists():
             raise FileNotFoundError(f"No ARC-Encoder checkpoint at {path} (needs config.json and arc.safetensors); bundled: {sorted(p.name for p in CHECKPOINTS.glob('*/'))}.")
-        model = cls(json.loads((path / "config.json").read_text()))
+        model = cls(read_json(path / "config.json"))
         weights = load_file(path / "arc.safetensors")
         expected = set(model.trainable_state())
         if set(weights) != expected:

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ragpress.compressors.segment_cache import SegmentCache, config_hash
+from ragpress.core.settings import read_json
 
 PAPER_RATIO = 2
 PAPER_SEGMENT_TOKENS = 20
@@ -152,7 +153,7 @@ def load_checkpoint(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor
     directory = Path(directory)
     if not (directory / "config.json").exists() or not (directory / "adapters.safetensors").exists():
         raise FileNotFoundError(f"No CompLLM checkpoint in {directory} (expected config.json and adapters.safetensors).")
-    return json.loads((directory / "config.json").read_text()), load_file(str(directory / "adapters.safetensors"))
+    return read_json(directory / "config.json"), load_file(str(directory / "adapters.safetensors"))
 
 
 def concept_embeddings(

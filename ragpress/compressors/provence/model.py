@@ -20,7 +20,6 @@ Two checkpoint layouts load here:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -29,6 +28,8 @@ from torch import nn
 from ragpress.core.bundled import ModelLoadError, resolve_name
 from ragpress.core.device import resolve_device, resolve_dtype
 from ragpress.core.loaders import cached
+from ragpress.core.settings import read_json
+from ragpress.core.text import harden
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 SHIPPED = {"provence-minilm": CHECKPOINTS / "provence-minilm"}
@@ -71,7 +72,7 @@ def load_provence(name: str, device: str | torch.device | None = None, dtype: to
 
     def build():
         path = _local_path(name)
-        config = json.loads((path / "config.json").read_text())
+        config = read_json(path / "config.json")
         if config.get("format") == FORMAT:
             model, tokenizer = _load_ours(path, config)
         elif config.get("model_type") == "Provence" or "Provence" in config.get("architectures", ()):
@@ -125,7 +126,7 @@ def _load_ours(path: Path, config: dict):
     missing = set(model.head_state()) - set(weights)
     if missing:
         raise ModelLoadError(f"{path}/weights.safetensors lacks head weights {sorted(missing)}.")
-    return model, tokenizer
+    return model, harden(tokenizer)
 
 
 def drop_pooling_layer(encoder: nn.Module) -> None:
@@ -161,4 +162,4 @@ def _load_released(path: Path, config: dict):
     missing = [k for k in missing if "position_ids" not in k]
     if missing or unexpected:
         raise ModelLoadError(f"{path} does not match the released Provence layout: missing {missing[:5]}, unexpected {unexpected[:5]}.")
-    return model, AutoTokenizer.from_pretrained(path)
+    return model, harden(AutoTokenizer.from_pretrained(path))

@@ -50,7 +50,7 @@ from transformers import DynamicCache
 
 from ragpress.core.attention import project_heads, rotary
 from ragpress.core.lm import CausalLM
-from ragpress.core.prompt import PromptLayout, chat_messages, render_chat
+from ragpress.core.prompt import PromptLayout, chat_messages, encode_prompt, render_chat
 from ragpress.core.stage import check_query
 from ragpress.core.types import Answer, Context
 
@@ -180,8 +180,10 @@ class PagedContext:
         return out.logits[0, -1].float()
 
     def query_ids(self, query: str) -> torch.Tensor:
-        suffix = self.suffix_template.replace(_SENTINEL, check_query(query))
-        ids = torch.tensor(self.lm.encode(suffix), dtype=torch.long)
+        head, _, tail = self.suffix_template.partition(_SENTINEL)
+        query = check_query(query)
+        content = (0, len(head) + len(query))  # the end of the user's turn: the question is text, the template after it is not
+        ids = torch.tensor(encode_prompt(self.lm.tokenizer, head + query + tail, [content], False)[0], dtype=torch.long)
         budget = self.settings.pages_kept * self.settings.page_size
         if len(ids) > budget:
             raise ValueError(

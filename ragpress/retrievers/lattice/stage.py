@@ -52,7 +52,7 @@ from ragpress.core.stage import check_chunks
 from ragpress.core.types import Chunk
 from ragpress.retrievers.base import Retriever
 from ragpress.retrievers.lattice.tree import SemanticTree, build_tree, llm_summarizer
-from ragpress.retrievers.llm_scoring import ChatLLM, parse_numbered_scores, safe_passage
+from ragpress.retrievers.llm_scoring import ChatLLM, own_words, parse_numbered_scores, safe_passage
 
 RELEVANCE = "A candidate is relevant if it contains, or leads to, specific information that helps answer the query."
 
@@ -181,7 +181,7 @@ class LatticeRetriever(Retriever):
                                     self.reasoning, self.relevance_definition, self.candidate_chars) for v, s in zip(beam, shown)]
             replies = self.chat.complete(prompts, self.score_max_new_tokens, "LATTICE step", "" if self.reasoning else "Scores:\n[0]")
             for node, slate, reply in zip(beam, shown, replies):
-                read = parse_numbered_scores(reply, len(slate), 100.0)
+                read = parse_numbered_scores(own_words(reply, [tree.text(n) for n in slate]), len(slate), 100.0)
                 if read:
                     scores = {slate[i]: s / 100 for i, s in read.items()}
                 else:

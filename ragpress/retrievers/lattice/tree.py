@@ -30,6 +30,7 @@ import networkx as nx
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from ragpress.core.settings import read_json
 from ragpress.core.types import Chunk
 from ragpress.retrievers.llm_scoring import ChatLLM, safe_passage
 
@@ -139,7 +140,7 @@ class SemanticTree:
         path = Path(path)
         if not (path / "lattice_tree.json").exists():
             raise FileNotFoundError(f"No LATTICE index in {path}: expected lattice_tree.json written by SemanticTree.save.")
-        data = json.loads((path / "lattice_tree.json").read_text())
+        data = read_json(path / "lattice_tree.json")
         if data.get("format") != _FORMAT:
             raise ValueError(f"{path} holds LATTICE index format {data.get('format')!r}; this version reads {_FORMAT}.")
         graph = nx.DiGraph()

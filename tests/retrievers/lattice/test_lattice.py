@@ -72,7 +72,7 @@ def test_tree_is_an_arborescence_over_every_chunk_with_bounded_fanout(built):
 def test_save_load_round_trip_gives_the_same_tree_and_answers(built, tmp_path):
     first = built.run("How does the with statement work?")
     built.save(tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"stage.json", "chunks.jsonl", "lattice_tree.json", "lattice_embeddings.safetensors"}
+    assert {p.name for p in tmp_path.iterdir()} == {"stage.json", "chunks.jsonl", "lattice_tree.json", "lattice_embeddings.safetensors", "manifest.json"}
     json.loads((tmp_path / "lattice_tree.json").read_text())  # plain JSON, no pickle
     loaded = LatticeRetriever(**built.settings())
     loaded.restore(tmp_path)
@@ -143,9 +143,12 @@ def test_llm_calls_follow_depth_not_corpus_size(tiny_lm_path, tiny_embedder_path
     assert calls[0] <= depths[0] and calls[1] <= depths[1] and calls[1] < 3 * calls[0]
 
 
-def test_hostile_document_cannot_break_prompt_or_output(tiny_lm_path, tiny_embedder_path):
-    prompt = slate_prompt("q", ["plain text", HOSTILE], True, True, "def", 500)[-1]["content"]
-    assert "<|im_end|>" not in prompt and "<|im_start|>" not in prompt
+def test_hostile_document_cannot_break_prompt_or_output(tiny_lm_path, tiny_embedder_path, tiny_lm):
+    messages = slate_prompt("q", ["plain text", HOSTILE], True, True, "def", 500)
+    prompt = messages[-1]["content"]
+    ids = tiny_lm.chat_ids(messages)[0].tolist()  # the document's control tokens are text, not role tokens
+    start, end = (tiny_lm.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>"))
+    assert ids.count(start) == len(messages) + 1 and ids.count(end) == len(messages)
     assert re.findall(r"^\[(\d+)\]", prompt, re.MULTILINE) == ["0", "1"]  # the text cannot add candidates
     assert prompt.rstrip().endswith("for ids 0 to 1.")  # instructions come last
     chunks = corpus(6) + [Chunk.of(Document(HOSTILE, id="evil"), 0, len(HOSTILE))]

@@ -167,8 +167,6 @@ def test_a_long_line_without_sentence_ends_is_cut_to_the_limit(unit):
 def test_code_chunking_reads_cr_line_ends_and_is_linear(tiny_lm_path, monkeypatch):
     from ragpress.chunkers.code import partition
 
-    lines = [f"x{i} = compute({i}, {i} * 2)" for i in range(3000)]
-    doc = Document("\r".join(lines), metadata={"language": "python"})  # CR-only line ends
     read = []
     real = partition.load_tokenizer
 
@@ -185,10 +183,15 @@ def test_code_chunking_reads_cr_line_ends_and_is_linear(tiny_lm_path, monkeypatc
     monkeypatch.setattr(partition, "load_tokenizer", counting)
     chunker = CodeChunker(max_tokens=120, model=tiny_lm_path)
     monkeypatch.setattr(type(chunker), "ask_llm", lambda self, prompt: "")  # no partition points: the fallbacks alone
-    chunks = chunker.run([doc])
-    check_cover(doc, chunks)
-    assert len(chunks) > 40 and max(c.token_count for c in chunks) <= 120
-    assert sum(read) < 4 * len(doc.text)  # each character tokenized a few times, not once per cut
+    per_character = []
+    for lines in (1500, 6000):
+        doc = Document("\r".join(f"x{i} = compute({i}, {i} * 2)" for i in range(lines)), metadata={"language": "python"})  # CR-only
+        read.clear()
+        chunks = chunker.run([doc])
+        check_cover(doc, chunks)
+        assert len(chunks) > lines / 80 and max(c.token_count for c in chunks) <= 120
+        per_character.append(sum(read) / len(doc.text))
+    assert per_character[1] < 1.25 * per_character[0] < 20  # 4x the file, about 4x the reading: linear
 
 
 def test_an_unknown_language_and_one_huge_line_stay_within_the_limit(tiny_lm_path, monkeypatch):

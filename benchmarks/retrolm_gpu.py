@@ -1,7 +1,7 @@
 """RetroLM decode latency and memory against full attention (GPU), LLaMA-3.1-8B-shaped, random bf16.
 
-Per context length, in one run: one chunked prefill (``page_size`` tokens a step, shared by both
-methods, timed), then
+Per context length, in one run: the chunked prefill timed at each ``--prefill-tokens`` (one page a
+forward, as RetroLM did before, and larger chunks of whole pages; the caches are compared), then
 
 - full attention: greedy decoding of ``--new`` tokens over the whole KV cache on the GPU;
 - RetroLM: the same cache offloaded to CPU as pages with mean-key summaries; the query (``--query``
@@ -10,7 +10,8 @@ methods, timed), then
   tokens (the re-selection copies are inside the timed loop).
 
 Decode latency = median wall time per generated token (``torch.cuda.synchronize`` each token); memory
-= ``torch.cuda.max_memory_allocated`` during decoding (weights included), and the prefill peak.
+= ``torch.cuda.max_memory_allocated`` during decoding (weights included), and the prefill peak of the
+largest chunk.
 
     python -m benchmarks.retrolm_gpu [--lengths 32768 65536 131072] [--tiny]
 """
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--reselect-every", type=int, default=16)
     parser.add_argument("--query", type=int, default=32)
     parser.add_argument("--new", type=int, default=48)
+    parser.add_argument("--prefill-tokens", type=int, nargs="+", default=[256, 8192, 16384],
+                        help="tokens per prefill forward, each timed (default: one page, 8K, 16K)")
     parser.add_argument("--tiny", action="store_true", help="a tiny 32-layer config, for a CPU smoke test")
     args = parser.parse_args()
 
@@ -82,9 +85,19 @@ def main() -> None:
     for n in args.lengths:
         ids = torch.randint(0, config.vocab_size, (n,))
         query = torch.randint(0, config.vocab_size, (args.query,), device=device)
-        reset_peak(device)
-        prefill_s, (keys, values, summaries) = timed(encode_pages, lm, ids, args.page_size, offload=False, device=device)
-        prefill_gib = peak_gib(device)
+        prefill, reference = {}, None
+        for chunk in args.prefill_tokens:
+            reset_peak(device)
+            prefill[chunk], (keys, values, summaries) = timed(encode_pages, lm, ids, args.page_size, False, chunk, device=device)
+            prefill_gib = peak_gib(device)
+            if reference is None:
+                reference = summaries
+            else:  # the chunk size must not change the pages (bf16 attention in other blocks: rounding only)
+                gap = ((summaries - reference).norm() / reference.norm()).item()
+                print(f"{n:>7} tokens: prefill {chunk} tokens a forward: {prefill[chunk]:.1f}s, summaries differ by {gap:.1e}", flush=True)
+            if chunk != args.prefill_tokens[-1]:
+                del keys, values, summaries
+        prefill_s = prefill[args.prefill_tokens[-1]]
         cache = DynamicCache()
         for layer, (k, v) in enumerate(zip(keys, values)):
             cache.update(k, v, layer)
@@ -98,7 +111,7 @@ def main() -> None:
         retro_times, trace = retrolm_decode(paged, query, args.new)
         retro_gib = peak_gib(device)
         kept = len(paged.tokens(trace[0]["pages"]))
-        row = {"tokens": n, "prefill_s": prefill_s, "prefill_gib": prefill_gib, "full_ms": 1e3 * statistics.median(full_times),
+        row = {"tokens": n, "prefill_s": prefill_s, "prefill_by_chunk": prefill, "prefill_gib": prefill_gib, "full_ms": 1e3 * statistics.median(full_times),
                    "retrolm_ms": 1e3 * statistics.median(retro_times), "retrolm_mean_ms": 1e3 * statistics.mean(retro_times),
                    "full_gib": full_gib, "retrolm_gib": retro_gib, "kept_tokens": kept, "selections": len(trace),
                    "pages": paged.num_pages, "trace": [t["pages"] for t in trace]}
@@ -110,6 +123,10 @@ def main() -> None:
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], "retrolm_gpu.json"), "w") as f:
             json.dump({"device": built, "args": vars(args), "rows": rows}, f, indent=1)
+    print()
+    print_table(["tokens"] + [f"prefill, {c} tokens a forward (s)" for c in args.prefill_tokens] + ["speed-up"],
+                [[r["tokens"]] + [f"{r['prefill_by_chunk'][c]:.1f}" for c in args.prefill_tokens]
+                 + [f"{r['prefill_by_chunk'][args.prefill_tokens[0]] / r['prefill_s']:.1f}x"] for r in rows], "r" * (len(args.prefill_tokens) + 2))
     print()
     print_table(["tokens", "prefill (s)", "prefill peak (GiB)", "full ms/token", "RetroLM ms/token (median / mean)", "speed-up",
                  "full decode peak (GiB)", "RetroLM decode peak (GiB)", "context tokens read"], [

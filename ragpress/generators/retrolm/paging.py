@@ -8,10 +8,10 @@ here, so the defaults below are ours and say so.
 The steps, training-free:
 
 1. **Paging the KV cache** (Sec. 3, "KV-level retrieval augmentation"): the long context (the prompt
-   up to and including the sources) is encoded *once*, page by page: each ``page_size`` slice runs
-   through the decoder on the growing :class:`~transformers.DynamicCache`, so activations are bounded
-   by one page while every page sees all earlier ones (exact encoding). The KV pages then move to CPU
-   memory (``offload``) and are reused by every query (build once, query many times).
+   up to and including the sources) is encoded *once*, in chunks of ``prefill_tokens`` (whole pages)
+   on the growing :class:`~transformers.DynamicCache`, so activations are bounded by one chunk while
+   every page sees all earlier ones (exact encoding); the pages are then cut from the cache. The KV
+   pages move to CPU memory (``offload``) and are reused by every query (build once, query many times).
 2. **Page summaries** (in place of the paper's *bookmark tokens*): per layer, KV head and page, the
    mean of the page's post-RoPE keys. Why this one: the score of a query ``q`` against it is exactly
    the mean attention logit of ``q`` over the page's tokens (``q . mean(k) = mean(q . k)``), so the
@@ -67,10 +67,11 @@ class RetroLMSettings:
     local_window: int = 256  # last context tokens always attended (rounded up to whole pages)
     reselect_every: int = 16  # re-retrieve pages every this many new tokens (0: select once)
     offload: bool = True  # keep the paged KV store in CPU memory between queries
+    prefill_tokens: int = 8192  # context tokens per prefill forward (memory and speed, not results)
     device: str | None = None
 
     def check_settings(self) -> None:
-        for name in ("page_size", "pages_kept"):
+        for name in ("page_size", "pages_kept", "prefill_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"RetroLM {name} must be a positive integer, got {value!r}.")
@@ -274,22 +275,35 @@ def build_paged_context(settings: RetroLMSettings, lm: CausalLM, context: Contex
         )
     suffix_template = prompt_text[int(layout.offsets[prefix_len - 1, 1]) :]
     layout = dataclasses.replace(layout, ids=layout.ids[:prefix_len], offsets=layout.offsets[:prefix_len], owner=layout.owner[:prefix_len])
-    keys, values, summaries = encode_pages(lm, layout.ids, settings.page_size, settings.offload)
+    keys, values, summaries = encode_pages(lm, layout.ids, settings.page_size, settings.offload, settings.prefill_tokens)
     return PagedContext(settings, lm, layout, prefix_len, suffix_template, keys, values, summaries)
 
 
 @torch.inference_mode()
-def encode_pages(lm: CausalLM, ids: torch.Tensor, page_size: int, offload: bool) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-    """Steps 1-2 on token ids ``[n]``: chunked prefill one page at a time on a growing
-    :class:`~transformers.DynamicCache`; returns per-layer keys and values (on CPU if ``offload``)
-    and the ``[layers, kv_heads, pages, head_dim]`` float32 mean-key page summaries."""
-    cache, summaries, n = DynamicCache(), [], len(ids)
+def encode_pages(lm: CausalLM, ids: torch.Tensor, page_size: int, offload: bool,
+                 prefill_tokens: int = 8192) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """Steps 1-2 on token ids ``[n]``: a chunked prefill on a growing :class:`~transformers.DynamicCache`,
+    ``prefill_tokens`` tokens (whole pages) a forward, every chunk attending to all earlier tokens; then
+    the pages and their summaries are cut from the cache. Returns per-layer keys and values (on CPU if
+    ``offload``) and the ``[layers, kv_heads, pages, head_dim]`` float32 mean-key page summaries. The
+    chunk size changes memory and speed, not the cache (one page a forward is the same arithmetic)."""
+    cache, n = DynamicCache(), len(ids)
+    step = max(page_size, prefill_tokens // page_size * page_size)
     decoder = lm.model.get_decoder()
-    for start in tqdm(range(0, n, page_size), desc="RetroLM pages", disable=n < 64 * page_size):
-        end = min(start + page_size, n)
-        decoder(input_ids=ids[None, start:end].to(lm.device), past_key_values=cache, use_cache=True)
-        summaries.append(torch.stack([layer.keys[0, :, start:end].float().mean(1) for layer in cache.layers]))
+    for start in tqdm(range(0, n, step), desc="RetroLM prefill", disable=n < 16 * step):
+        decoder(input_ids=ids[None, start : start + step].to(lm.device), past_key_values=cache, use_cache=True)
+    summaries = torch.stack([page_means(layer.keys[0], page_size) for layer in cache.layers])
     store = "cpu" if offload else lm.device
     keys = [layer.keys.to(store) for layer in cache.layers]
     values = [layer.values.to(store) for layer in cache.layers]
-    return keys, values, torch.stack(summaries, dim=2)
+    return keys, values, summaries
+
+
+def page_means(keys: torch.Tensor, page_size: int) -> torch.Tensor:
+    """``[heads, pages, head_dim]`` float32 means of ``keys`` ``[heads, n, head_dim]`` over each page of
+    ``page_size`` tokens (the last page may be shorter)."""
+    whole = keys.shape[1] // page_size * page_size
+    means = keys[:, :whole].float().unflatten(1, (-1, page_size)).mean(2)
+    if whole < keys.shape[1]:
+        means = torch.cat([means, keys[:, whole:].float().mean(1, keepdim=True)], dim=1)
+    return means

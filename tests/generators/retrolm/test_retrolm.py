@@ -66,6 +66,20 @@ def test_pages_cover_the_context_and_summaries_are_mean_keys(tiny_lm_path, lm):
     assert set(paged.fixed_pages) <= set(selected) and pages - 3 in selected  # best non-fixed pages by score
 
 
+@pytest.mark.parametrize("prefill_tokens", [16, 48, 100_000])
+def test_the_prefill_chunk_changes_nothing_but_speed(tiny_lm_path, lm, prefill_tokens):
+    """One page a forward, three, or the whole context at once: the same pages and summaries."""
+    from ragpress.generators.retrolm import encode_pages
+
+    ids = lm.encode(TEXT)[:150]
+    ids = torch.tensor(ids)
+    keys, values, summaries = encode_pages(lm, ids, 16, offload=True, prefill_tokens=prefill_tokens)
+    ref_keys, ref_values, ref_summaries = encode_pages(lm, ids, 16, offload=True, prefill_tokens=16)
+    assert summaries.shape[2] == -(-len(ids) // 16)
+    for got, want in zip(keys + values + [summaries], ref_keys + ref_values + [ref_summaries]):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
 def test_all_pages_kept_matches_full_attention(tiny_lm_path, lm):
     paged = retro(tiny_lm_path, pages_kept=1000).build(TEXT)
     ids = paged.query_ids(QUERY)

@@ -68,10 +68,13 @@ class CodeFile:
     def fits(self, a: int, b: int) -> bool:
         return self.within(a, b, self.settings.max_tokens)
 
-    def last_within(self, a: int, rows: Sequence[int], limit: int) -> int:
+    def last_within(self, a: int, rows: Sequence[int], limit: int, exact: bool = True) -> int:
         """How many of the ascending ``rows`` keep rows ``a:row`` within ``limit`` tokens (a prefix:
-        counts grow with the row), by binary search over the rows the estimate leaves possible."""
-        lo, hi = 0, bisect.bisect_right(rows, 0, key=lambda row: self.estimate(a, row) > 2 * limit + 32)
+        counts grow with the row), by binary search over the rows the estimate leaves possible
+        (``exact=False``: by the estimate alone)."""
+        lo, hi = 0, bisect.bisect_right(rows, 0, key=lambda row: self.estimate(a, row) > (2 * limit + 32 if exact else limit))
+        if not exact:
+            return hi
         while lo < hi:
             mid = (lo + hi) // 2
             lo, hi = (mid + 1, hi) if self.within(a, rows[mid], limit) else (lo, mid)
@@ -164,9 +167,12 @@ class CodeFile:
 
     def fallback(self, a: int, limit: int) -> tuple[int, str]:
         """The furthest row in ``(a, limit]`` that keeps rows ``a:row`` within the limit: first among
-        the shallowest statement starts, else any row (a fixed window of whole lines)."""
-        for depth in sorted({self.depth[r] for r in range(a + 1, limit) if r in self.depth}):
-            row = self.furthest(a, [r for r in range(a + 1, limit) if self.depth.get(r) == depth])
+        the shallowest statement starts, else any row (a fixed window of whole lines). Only the rows
+        the estimate leaves possible are looked at, so a cut costs the same anywhere in a long file."""
+        reach = self.last_within(a, range(a + 1, limit), 2 * self.settings.max_tokens + 32, exact=False)
+        candidates = range(a + 1, a + 1 + reach)
+        for depth in sorted({self.depth[r] for r in candidates if r in self.depth}):
+            row = self.furthest(a, [r for r in candidates if self.depth.get(r) == depth])
             if row is not None:
                 return row, "statement"
         return self.furthest(a, range(a + 1, limit + 1)) or a + 1, "fixed"

@@ -6,7 +6,8 @@ from ragpress.core.extras import require
 
 require("torch", what="RetroLM")
 
-from ragpress.generators.retrolm.paging import PagedContext, RetroLMSettings, build_paged_context, encode_pages
+from ragpress.generators.retrolm.paging import PagedContext, RetroLMSettings, build_paged_context
+from ragpress.generators.retrolm.prefill import encode_pages, page_means
 from ragpress.generators.retrolm.stage import RetroLM
 
-__all__ = ["PagedContext", "RetroLM", "RetroLMSettings", "build_paged_context", "encode_pages"]
+__all__ = ["PagedContext", "RetroLM", "RetroLMSettings", "build_paged_context", "encode_pages", "page_means"]

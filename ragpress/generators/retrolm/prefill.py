@@ -1,0 +1,41 @@
+"""RetroLM's steps 1-2 (Luo et al., arXiv:2502.11444, Sec. 3; see :mod:`ragpress.generators.retrolm.paging`
+for the method and its deviations): the long context encoded once into a KV cache by a chunked prefill,
+cut into pages, each summarised by the mean of its keys."""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+from transformers import DynamicCache
+
+from ragpress.core.lm import CausalLM
+
+
+@torch.inference_mode()
+def encode_pages(lm: CausalLM, ids: torch.Tensor, page_size: int, offload: bool,
+                 prefill_tokens: int = 8192) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """Steps 1-2 on token ids ``[n]``: a chunked prefill on a growing :class:`~transformers.DynamicCache`,
+    ``prefill_tokens`` tokens (whole pages) a forward, every chunk attending to all earlier tokens; then
+    the pages and their summaries are cut from the cache. Returns per-layer keys and values (on CPU if
+    ``offload``) and the ``[layers, kv_heads, pages, head_dim]`` float32 mean-key page summaries. The
+    chunk size changes memory and speed, not the cache (one page a forward is the same arithmetic)."""
+    cache, n = DynamicCache(), len(ids)
+    step = max(page_size, prefill_tokens // page_size * page_size)
+    decoder = lm.model.get_decoder()
+    for start in tqdm(range(0, n, step), desc="RetroLM prefill", disable=n < 16 * step):
+        decoder(input_ids=ids[None, start : start + step].to(lm.device), past_key_values=cache, use_cache=True)
+    summaries = torch.stack([page_means(layer.keys[0], page_size) for layer in cache.layers])
+    store = "cpu" if offload else lm.device
+    keys = [layer.keys.to(store) for layer in cache.layers]
+    values = [layer.values.to(store) for layer in cache.layers]
+    return keys, values, summaries
+
+
+def page_means(keys: torch.Tensor, page_size: int) -> torch.Tensor:
+    """``[heads, pages, head_dim]`` float32 means of ``keys`` ``[heads, n, head_dim]`` over each page of
+    ``page_size`` tokens (the last page may be shorter)."""
+    whole = keys.shape[1] // page_size * page_size
+    means = keys[:, :whole].float().unflatten(1, (-1, page_size)).mean(2)
+    if whole < keys.shape[1]:
+        means = torch.cat([means, keys[:, whole:].float().mean(1, keepdim=True)], dim=1)
+    return means

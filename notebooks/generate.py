@@ -1,11 +1,17 @@
-"""Write the tour, chunkers, compressors, retrievers, LlamaIndex and LangChain notebooks (no outputs): ``python notebooks/generate.py``.
+"""Write and run the tour, chunkers, compressors, retrievers, LlamaIndex and LangChain notebooks: ``python notebooks/generate.py [NAME ...]``.
+
+The notebooks are committed with their outputs, so their pictures show where they are read (GitHub,
+nbviewer); tests/test_notebooks.py checks that the committed cells are the ones written here and
+that they carry their outputs, and (integration) runs every notebook again.
 
 Each runs on CPU with the bundled models (SmolLM2-135M, MiniLM) on a small slice of a bundled
-corpus, in well under two minutes, and draws at least one picture; tests/test_notebooks.py runs
-every notebook in this folder."""
+corpus, in well under two minutes, and draws at least one picture."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -562,19 +568,45 @@ for chunk in reranked:
 ]
 
 
-def write(name: str, cells: list) -> Path:
-    notebook = new_notebook(cells=cells)
+NOTEBOOKS = {"tour": TOUR, "chunkers": CHUNKERS, "compressors": COMPRESSORS, "retrievers": RETRIEVERS, "llama_index": LLAMA_INDEX, "langchain": LANGCHAIN}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    """The notebook ``name`` without outputs, with stable cell ids (regenerating changes nothing that did not change)."""
+    notebook = new_notebook(cells=NOTEBOOKS[name])
     for i, cell in enumerate(notebook.cells):
-        cell.id = f"{name}-{i}"  # stable ids, so regenerating changes nothing that did not change
+        cell.id = f"{name}-{i}"
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook.metadata["language_info"] = {"name": "python"}
-    path = HERE / f"{name}.ipynb"
     nbformat.validate(notebook)
-    nbformat.write(notebook, path)
-    return path
+    return notebook
+
+
+def execute(notebook: nbformat.NotebookNode, timeout: int = 300) -> nbformat.NotebookNode:
+    """Run every cell in a fresh kernel that imports this checkout's ragpress, offline, with inline pictures."""
+    import nbclient
+
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])),
+           "HF_HUB_OFFLINE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
+                                         resources={"metadata": {"path": str(HERE)}})
+        client.execute()  # raises CellExecutionError naming the cell and its traceback
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.update({key: value})
+    return notebook
 
 
 if __name__ == "__main__":
-    notebooks = {"tour": TOUR, "chunkers": CHUNKERS, "compressors": COMPRESSORS, "retrievers": RETRIEVERS, "llama_index": LLAMA_INDEX, "langchain": LANGCHAIN}
-    for name, cells in notebooks.items():
-        print(write(name, cells))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=list(NOTEBOOKS), help="notebooks to write (default: all)")
+    parser.add_argument("--no-execute", action="store_true", help="write them without outputs")
+    args = parser.parse_args()
+    for name in args.names:
+        start = time.perf_counter()
+        notebook = build(name) if args.no_execute else execute(build(name))
+        nbformat.write(notebook, HERE / f"{name}.ipynb")
+        print(f"{name}.ipynb written in {time.perf_counter() - start:.1f} s")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ragpress.core.kv_cache import cache_argument, returned_cache
 from ragpress.core.lm import CausalLM
 from ragpress.core.text import tokenizable
 
@@ -45,12 +46,12 @@ def token_nll(lm: CausalLM, ids: Sequence[int], window: int, max_context: int) -
         if cache is not None:
             _drop_oldest(cache, max_context - piece.shape[1])
         positions = torch.arange(start, start + piece.shape[1], device=lm.device)[None]
-        result = lm.model(input_ids=piece, position_ids=positions, past_key_values=cache, use_cache=True)
+        result = lm.model(input_ids=piece, position_ids=positions, use_cache=True, **cache_argument(lm.model, cache))
         logits = result.logits[0].float()
         if last_logits is not None:  # this window's first token, predicted by the previous window
             out.append(torch.nn.functional.cross_entropy(last_logits[None], piece[0, :1], reduction="none").cpu())
         out.append(torch.nn.functional.cross_entropy(logits[:-1], piece[0, 1:], reduction="none").cpu())
-        cache, last_logits = result.past_key_values, logits[-1]
+        cache, last_logits = returned_cache(result), logits[-1]
     return torch.cat(out) if out else torch.zeros(0)
 
 

@@ -27,9 +27,12 @@ _SPAN_ONLY = (*SPAN_KEYS, PREFIX + "children", PREFIX + "token_count")  # what d
 
 def chunk_to_document(chunk: Chunk, metadata: Mapping[str, Any] | None = None, start_index: bool = False) -> LCDocument:
     """A LangChain ``Document`` for ``chunk``: ``metadata`` (the user's, e.g. its source document's),
-    LangChain's ``start_index`` (the chunk's offset in its source) when ``start_index`` is set, and
-    ragpress's own keys with the span; its ``id`` is ``"{doc_id}:{start}-{end}"``."""
-    user = dict(metadata or {}) | ({START: chunk.start} if start_index else {})
+    with ``start_index`` set when asked (the chunk's offset in its source, added to the source's own
+    ``start_index`` if it has one, so it points into the same text), and ragpress's own keys with the
+    span; its ``id`` is ``"{doc_id}:{start}-{end}"``."""
+    user = dict(metadata or {})
+    if start_index:
+        user[START] = (user[START] if _is_offset(user.get(START)) else 0) + chunk.start
     return LCDocument(page_content=chunk.text, metadata=user | own_metadata(chunk, user, span=True), id=span_id(chunk))
 
 
@@ -41,7 +44,7 @@ def document_to_chunk(document: LCDocument) -> Chunk:
     if not isinstance(document, LCDocument):
         raise TypeError(f"Expected a LangChain Document, got {type(document).__name__}.")
     (doc_id, start, end), fields, metadata = read_metadata(document.metadata or {})
-    if doc_id is None and isinstance(metadata.get(START), int) and not isinstance(metadata[START], bool):
+    if doc_id is None and _is_offset(metadata.get(START)):
         doc_id, start = source_name(metadata), metadata[START]
     text = document.page_content
     own_id = document.id or (Document(text).id if isinstance(text, str) else "")
@@ -83,9 +86,13 @@ def cut_document(piece: Chunk, original: LCDocument, chunk: Chunk) -> LCDocument
     user = user_metadata(original.metadata)
     own = own_metadata(piece, user, span=True)
     inherited = {k: v for k, v in original.metadata.items() if k.startswith(PREFIX) and k not in _SPAN_ONLY}
-    if isinstance(user.get(START), int):
+    if _is_offset(user.get(START)):
         user[START] += piece.start - chunk.start
     return LCDocument(page_content=piece.text, metadata=inherited | user | own, id=span_id(piece))
+
+
+def _is_offset(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def to_langchain(documents: Sequence[Document]) -> list[LCDocument]:

@@ -8,9 +8,10 @@ import pytest
 pytest.importorskip("langchain_core")
 pytest.importorskip("langchain_text_splitters")
 
+from pydoc_data.topics import topics  # noqa: E402
+
 from langchain_core.documents import Document as LCDocument  # noqa: E402
 from langchain_text_splitters import RecursiveCharacterTextSplitter  # noqa: E402
-from pydoc_data.topics import topics  # noqa: E402
 
 from ragpress import Document, Pipeline  # noqa: E402
 from ragpress.chunkers.token_window import TokenWindowChunker  # noqa: E402

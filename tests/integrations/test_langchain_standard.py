@@ -8,9 +8,10 @@ import pytest
 
 pytest.importorskip("langchain_tests")
 
+from pydoc_data.topics import topics  # noqa: E402
+
 from langchain_tests.integration_tests import ChatModelIntegrationTests, RetrieversIntegrationTests  # noqa: E402
 from langchain_tests.unit_tests import ChatModelUnitTests  # noqa: E402
-from pydoc_data.topics import topics  # noqa: E402
 
 from ragpress.chunkers.token_window import TokenWindowChunker  # noqa: E402
 from ragpress.generators.transformers_lm import TransformersGenerator  # noqa: E402

@@ -256,21 +256,22 @@ from langchain_core.documents import Document
 sources = [Document(page_content=topics[name], id=name, metadata={"source": "pydoc_data.topics"}) for name in TOPICS]"""
     ),
     new_markdown_cell(
-        "## A ragpress chunker as a text splitter\n\nEach split keeps its exact span in its metadata: `doc_id`, "
-        "`start_index` (LangChain's own key) and `end_index`."
+        "## A ragpress chunker as a text splitter\n\nEach split keeps its source's metadata as it was and adds "
+        "ragpress's own under `ragpress_` keys: its exact span (`ragpress_doc_id`, `ragpress_start`, `ragpress_end`), "
+        "its token count; `add_start_index=True` writes LangChain's `start_index` too."
     ),
     new_code_cell(
         """\
 from ragpress.chunkers.sentence import SentenceChunker
 from ragpress.integrations.langchain import RagpressTextSplitter
 
-splits = RagpressTextSplitter(SentenceChunker(unit="paragraph", max_tokens=160)).split_documents(sources)
+splits = RagpressTextSplitter(SentenceChunker(unit="paragraph"), chunk_size=160, add_start_index=True).split_documents(sources)
 texts = {d.id: d.page_content for d in sources}
-assert all(texts[s.metadata["doc_id"]][s.metadata["start_index"] : s.metadata["end_index"]] == s.page_content for s in splits)
+assert all(texts[s.metadata["ragpress_doc_id"]][s.metadata["start_index"] : s.metadata["ragpress_end"]] == s.page_content for s in splits)
 print(len(splits), "splits;", splits[0].metadata)
 
 fig, ax = plt.subplots(figsize=(6, 2.8), layout="constrained")
-ax.hist([s.metadata["token_count"] for s in splits], bins=20, color="#8c564b")
+ax.hist([s.metadata["ragpress_token_count"] for s in splits], bins=20, color="#8c564b")
 ax.set_xlabel("tokens per split (limit 160)")
 ax.set_ylabel("splits")
 plt.show()"""
@@ -286,17 +287,17 @@ plt.show()"""
 from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough
 
 from ragpress.compressors.budget_packer import BudgetPacker
-from ragpress.integrations.langchain import RagpressCompressor, RagpressRetriever
+from ragpress.integrations.langchain import BudgetPackerCompressor, RagpressRetriever
 from ragpress.retrievers.bm25 import BM25Retriever
 
 retriever = RagpressRetriever(BM25Retriever(top_k=8), documents=splits)
-compressor = RagpressCompressor(BudgetPacker(budget=256))
+compressor = BudgetPackerCompressor(budget=256)  # = RagpressDocumentCompressor(BudgetPacker(budget=256))
 compressed = RunnableParallel(docs=retriever, query=RunnablePassthrough()) | RunnableLambda(
     lambda x: compressor.compress_documents(x["docs"], x["query"])
 )
 for doc in compressed.invoke("When does the else clause of a for loop run?"):
     m = doc.metadata
-    print(f"{m['doc_id']}[{m['start_index']}:{m['end_index']}] score={m['score']:.2f} {' '.join(doc.page_content.split())[:70]}…")"""
+    print(f"{m['ragpress_doc_id']}[{m['ragpress_start']}:{m['ragpress_end']}] score={m['ragpress_score']:.2f} {' '.join(doc.page_content.split())[:70]}…")"""
     ),
     new_code_cell(
         """\

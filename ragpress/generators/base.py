@@ -16,6 +16,8 @@ from ragpress.core.prompt import SYSTEM_PROMPT, chat_messages
 from ragpress.core.stage import Stage
 from ragpress.core.types import Answer, Context
 
+CONVERSATION = "conversation"  # Context.metadata key of the messages a chat front end sends as they are
+
 
 @dataclasses.dataclass
 class Generator(Stage):
@@ -47,8 +49,22 @@ class Generator(Stage):
         raise NotImplementedError
 
     def messages(self, context: Context) -> list[dict[str, str]]:
-        """The chat messages this generator sends for ``context`` (:func:`~ragpress.core.prompt.chat_messages`)."""
-        return chat_messages(context, self.system_prompt)
+        """The chat messages this generator sends for ``context``: the conversation of a
+        :func:`conversation` context as it is, else :func:`~ragpress.core.prompt.chat_messages`
+        (numbered sources under :attr:`system_prompt`)."""
+        given = context.metadata.get(CONVERSATION)
+        return [dict(m) for m in given] if given is not None else chat_messages(context, self.system_prompt)
+
+
+def conversation(messages: list[dict[str, str]]) -> Context:
+    """A Context that asks a generator to continue ``messages`` (``{"role", "content"}`` dicts) as
+    they are: roles kept, no sources and no system prompt of ragpress's added. Chat front ends (the
+    LangChain chat model) send conversations this way; every back end that builds its prompt with
+    :meth:`Generator.messages` answers them (RetroLM, which pages its sources, does not)."""
+    if not messages or not all(isinstance(m, dict) and set(m) == {"role", "content"} and isinstance(m["content"], str) for m in messages):
+        raise ValueError(f"A conversation is a non-empty list of {{'role': ..., 'content': str}} messages, got {messages!r}.")
+    query = next((m["content"] for m in reversed(messages) if m["role"] == "user"), messages[-1]["content"])
+    return Context(query=query, metadata={CONVERSATION: tuple(dict(m) for m in messages)})
 
 
 def check_context(context: Context) -> Context:

@@ -12,8 +12,11 @@ from ragpress.core.stage import Stage
 from ragpress.core.types import Chunk, Context
 from ragpress.pipelines.graph import Pipeline, Ports
 
-# Sub-spans of tree-shaped chunkers travel in metadata under a key no one else is likely to use.
-CHILDREN_KEY = "ragpress_children"
+# Everything ragpress writes into a foreign item's metadata goes under keys that start with this,
+# so it never overwrites the user's keys (``doc_id``, ``start_index``, ``score``...) and adapters can
+# keep all of it away from embedders and LLM prompts by the prefix alone.
+PREFIX = "ragpress_"
+SPAN_KEYS = (PREFIX + "doc_id", PREFIX + "start", PREFIX + "end")
 
 
 def span_id(chunk: Chunk) -> str:
@@ -21,27 +24,46 @@ def span_id(chunk: Chunk) -> str:
     return f"{chunk.doc_id}:{chunk.start}-{chunk.end}"
 
 
-def pack_extras(chunk: Chunk) -> dict[str, Any]:
-    """The Chunk fields neither library has a place for, as metadata: ``token_count``, and
-    ``children`` as a JSON string under :data:`CHILDREN_KEY` (vector stores want flat metadata); with
-    the stage bookkeeping ``method``, these are kept out of what an LLM or an embedder reads."""
-    extras: dict[str, Any] = {"method": chunk.metadata["method"]} if "method" in chunk.metadata else {}
+def user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A foreign item's metadata without ragpress's own keys."""
+    return {k: v for k, v in metadata.items() if not k.startswith(PREFIX)}
+
+
+def own_metadata(chunk: Chunk, user: Mapping[str, Any], span: bool = False) -> dict[str, Any]:
+    """What ragpress adds to a foreign item's metadata, every key under :data:`PREFIX`: the chunk's
+    metadata that ``user`` (the metadata the item keeps as its own) does not already hold, which is
+    stage bookkeeping such as ``method``, ``chunk_index`` or ``rerank_score``; its ``score`` and
+    ``token_count``; its sub-spans as a JSON string under ``ragpress_children`` (vector stores want flat
+    metadata); and with ``span``, its ``doc_id``, ``start`` and ``end`` (for libraries whose items have
+    no offsets of their own)."""
+    own = {PREFIX + k: v for k, v in chunk.metadata.items() if k not in user or user[k] != v}
+    if span:
+        own |= dict(zip(SPAN_KEYS, (chunk.doc_id, chunk.start, chunk.end)))
+    if chunk.score is not None:
+        own[PREFIX + "score"] = chunk.score
     if chunk.token_count is not None:
-        extras["token_count"] = chunk.token_count
+        own[PREFIX + "token_count"] = chunk.token_count
     if chunk.children:
-        extras[CHILDREN_KEY] = json.dumps([child.to_dict() for child in chunk.children])
-    return extras
+        own[PREFIX + "children"] = json.dumps([child.to_dict() for child in chunk.children])
+    return own
 
 
-def unpack_extras(metadata: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split foreign metadata into Chunk fields (``token_count``, ``children``) and the rest."""
-    rest = dict(metadata)
+def read_metadata(metadata: Mapping[str, Any]) -> tuple[tuple[Any, Any, Any], dict[str, Any], dict[str, Any]]:
+    """The inverse of :func:`own_metadata`: ``(span, fields, chunk_metadata)``, where ``span`` is
+    ``(doc_id, start, end)`` (``None`` where absent), ``fields`` the Chunk fields ``score``,
+    ``token_count`` and ``children``, and ``chunk_metadata`` the user's keys with ragpress's other
+    keys back under their own names."""
+    span = tuple(metadata.get(key) for key in SPAN_KEYS)
     fields: dict[str, Any] = {}
-    if rest.get("token_count") is not None:
-        fields["token_count"] = int(rest.pop("token_count"))
-    if rest.get(CHILDREN_KEY):
-        fields["children"] = tuple(Chunk.from_dict(c) for c in json.loads(rest.pop(CHILDREN_KEY)))
-    return fields, rest
+    if metadata.get(PREFIX + "score") is not None:
+        fields["score"] = float(metadata[PREFIX + "score"])
+    if metadata.get(PREFIX + "token_count") is not None:
+        fields["token_count"] = int(metadata[PREFIX + "token_count"])
+    if metadata.get(PREFIX + "children"):
+        fields["children"] = tuple(Chunk.from_dict(c) for c in json.loads(metadata[PREFIX + "children"]))
+    taken = {*SPAN_KEYS, *(PREFIX + f for f in ("score", "token_count", "children"))}
+    stage = {k.removeprefix(PREFIX): v for k, v in metadata.items() if k.startswith(PREFIX) and k not in taken}
+    return span, fields, user_metadata(metadata) | stage
 
 
 def locate(text: Any, doc_id: str | None, start: int | None, end: int | None, own_id: str, what: str) -> tuple[str, int, int]:
@@ -105,14 +127,15 @@ def postprocess(stage: Stage, query: str, chunks: list[Chunk]) -> list[Chunk]:
 
 def trace_back(originals: Sequence[Chunk], pieces: Sequence[Chunk]) -> list[int | None]:
     """For each piece, the index of the original with the same span, else of the first original
-    that contains it, else None."""
+    that contains it (same document, offsets and text), else None."""
     exact = {(c.doc_id, c.start, c.end): i for i, c in reversed(list(enumerate(originals)))}
     found: list[int | None] = []
     for piece in pieces:
         index = exact.get((piece.doc_id, piece.start, piece.end))
         if index is None:
             index = next(
-                (i for i, c in enumerate(originals) if c.doc_id == piece.doc_id and c.start <= piece.start and piece.end <= c.end),
+                (i for i, c in enumerate(originals) if c.doc_id == piece.doc_id and c.start <= piece.start and piece.end <= c.end
+                 and c.text[piece.start - c.start : piece.end - c.start] == piece.text),
                 None,
             )
         found.append(index)

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 pytest.importorskip("langchain_core")
 pytest.importorskip("langchain_text_splitters")
 
+from dataclasses import replace  # noqa: E402
+
 from langchain_core.documents import Document as LCDocument  # noqa: E402
 from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough  # noqa: E402
 
@@ -15,7 +17,7 @@ from ragpress.chunkers.token_window import TokenWindowChunker  # noqa: E402
 from ragpress.compressors.budget_packer import BudgetPacker  # noqa: E402
 from ragpress.generators.transformers_lm import TransformersGenerator  # noqa: E402
 from ragpress.integrations.langchain import (  # noqa: E402
-    RagpressCompressor,
+    RagpressDocumentCompressor,
     RagpressRetriever,
     RagpressRunnable,
     RagpressTextSplitter,
@@ -26,6 +28,15 @@ from ragpress.retrievers.bm25 import BM25Retriever  # noqa: E402
 from ragpress.retrievers.dense import DenseRetriever  # noqa: E402
 
 QUERY = "What does the with statement call?"
+
+
+def user_metadata(metadata):
+    return {k: v for k, v in metadata.items() if not k.startswith("ragpress_")}
+
+
+def span(document):
+    """The ragpress span a LangChain Document carries."""
+    return tuple(document.metadata[k] for k in ("ragpress_doc_id", "ragpress_start", "ragpress_end"))
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +52,10 @@ def splits(chunker, docs):
 
 def test_text_splitter_keeps_exact_spans_doc_ids_and_metadata(splits, chunker, docs, texts):
     expected = chunker.run(docs)
-    assert [(s.metadata["doc_id"], s.metadata["start_index"], s.metadata["end_index"]) for s in splits] == [
-        (c.doc_id, c.start, c.end) for c in expected
-    ]
-    assert all(texts[s.metadata["doc_id"]][s.metadata["start_index"] : s.metadata["end_index"]] == s.page_content for s in splits)
-    assert all(s.metadata["topic"] == s.metadata["doc_id"] and s.id.startswith(s.metadata["doc_id"] + ":") for s in splits)
+    assert [span(s) for s in splits] == [(c.doc_id, c.start, c.end) for c in expected]
+    assert all(texts[doc][start:end] == s.page_content for s in splits for doc, start, end in [span(s)])
+    assert all(s.metadata["topic"] == span(s)[0] and s.id.startswith(span(s)[0] + ":") for s in splits)
+    assert all(user_metadata(s.metadata) == {"topic": span(s)[0]} for s in splits)  # start_index only when asked
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -69,10 +79,14 @@ def test_text_splitter_entry_points_agree_and_blank_text_gives_nothing(chunker, 
 
 def test_chunk_and_document_convert_both_ways_without_loss():
     child = Chunk("doc", 4, 9, "quick")
-    chunk = Chunk("doc", 0, 15, "The quick brown", score=0.25, token_count=3, metadata={"a": 1, "children": "theirs"}, children=(child,))
+    chunk = Chunk("doc", 0, 15, "The quick brown", score=0.25, token_count=3, metadata={"a": 1, "method": "m"}, children=(child,))
     document = chunk_to_document(chunk)
-    assert document.id == "doc:0-15" and document.metadata["start_index"] == 0 and document.metadata["end_index"] == 15
+    assert document.id == "doc:0-15" and span(document) == ("doc", 0, 15) and user_metadata(document.metadata) == {}
     assert document_to_chunk(document) == chunk
+    mine = {"doc_id": "theirs", "start_index": 99, "score": "high", "title": "T", "source": "s"}
+    kept = chunk_to_document(chunk, mine)
+    assert user_metadata(kept.metadata) == mine and kept.metadata["ragpress_score"] == 0.25 and span(kept) == ("doc", 0, 15)
+    assert document_to_chunk(kept) == replace(chunk, metadata=chunk.metadata | mine)
 
 
 def test_a_document_without_metadata_stands_alone_and_one_without_text_is_refused(first_sentence):
@@ -82,12 +96,15 @@ def test_a_document_without_metadata_stands_alone_and_one_without_text_is_refuse
     with pytest.raises(ValueError, match="Document 'e' has no text"):
         document_to_chunk(LCDocument(page_content="", id="e"))
     with pytest.raises(ValueError, match="spans 2:9 .* its text has 5"):
-        document_to_chunk(LCDocument(page_content="hello", metadata={"doc_id": "d", "start_index": 2, "end_index": 9}))
+        document_to_chunk(LCDocument(page_content="hello", metadata={"ragpress_doc_id": "d", "ragpress_start": 2, "ragpress_end": 9}))
+    # the user's own keys named like ragpress's old ones are just metadata
+    theirs = document_to_chunk(LCDocument(page_content="hello", metadata={"doc_id": "d", "end_index": 9, "score": "x"}))
+    assert (theirs.start, theirs.end, theirs.score) == (0, 5, None) and theirs.metadata["score"] == "x"
     with pytest.raises(TypeError, match="Expected a LangChain Document"):
         document_to_chunk("hello")
     # Without metadata the compressor still works, and says where its pieces lie.
-    cut = RagpressCompressor(first_sentence).compress_documents([LCDocument(page_content="One. Two.")], "q")
-    assert cut[0].page_content == "One." and (cut[0].metadata["start_index"], cut[0].metadata["end_index"]) == (0, 4)
+    cut = RagpressDocumentCompressor(first_sentence).compress_documents([LCDocument(page_content="One. Two.")], "q")
+    assert cut[0].page_content == "One." and span(cut[0])[1:] == (0, 4)
 
 
 def test_retriever_returns_the_indexed_documents_with_scores(splits, tiny_embedder_path):
@@ -95,7 +112,7 @@ def test_retriever_returns_the_indexed_documents_with_scores(splits, tiny_embedd
     found = retriever.invoke(QUERY)
     ids = {s.id: s for s in splits}
     assert len(found) == 3 and all(d.page_content == ids[d.id].page_content for d in found)
-    scores = [d.metadata["score"] for d in found]
+    scores = [d.metadata["ragpress_score"] for d in found]
     assert scores == sorted(scores, reverse=True)
     assert retriever.batch([QUERY, "global names"])[0] == found
     with pytest.raises(TypeError, match="Expected a ragpress Retriever"):
@@ -104,25 +121,26 @@ def test_retriever_returns_the_indexed_documents_with_scores(splits, tiny_embedd
 
 def test_compressors_and_rerankers_as_document_compressors(splits, texts, first_sentence, shortest_first, soft_compressor):
     docs = splits[:4]
-    reranked = RagpressCompressor(shortest_first).compress_documents(docs, QUERY)
+    reranked = RagpressDocumentCompressor(shortest_first).compress_documents(docs, QUERY)
     assert [len(d.page_content) for d in reranked] == sorted(len(d.page_content) for d in docs)
-    cut = RagpressCompressor(first_sentence).compress_documents(docs, QUERY)
+    cut = RagpressDocumentCompressor(first_sentence).compress_documents(docs, QUERY)
     for piece, source in zip(cut, docs):
-        meta = piece.metadata
-        assert texts[meta["doc_id"]][meta["start_index"] : meta["end_index"]] == piece.page_content
-        assert meta["topic"] == source.metadata["topic"] and source.metadata["start_index"] <= meta["start_index"]
-    assert any(p.page_content != s.page_content and p.metadata["cut"] for p, s in zip(cut, docs))
-    scored = [d.model_copy(update={"metadata": d.metadata | {"score": 0.5}}) for d in docs]
-    assert all(p.metadata["score"] == 0.5 for p in RagpressCompressor(first_sentence).compress_documents(scored, QUERY))
+        doc, start, end = span(piece)
+        assert texts[doc][start:end] == piece.page_content
+        assert piece.metadata["topic"] == source.metadata["topic"] and span(source)[1] <= start
+    assert any(p.page_content != s.page_content and p.metadata["ragpress_cut"] for p, s in zip(cut, docs))
+    scored = [d.model_copy(update={"metadata": d.metadata | {"ragpress_score": 0.5, "score": "user's"}}) for d in docs]
+    for piece in RagpressDocumentCompressor(first_sentence).compress_documents(scored, QUERY):
+        assert (piece.metadata["ragpress_score"], piece.metadata["score"]) == (0.5, "user's")
     with pytest.raises(TypeError, match="soft embeddings"):
-        RagpressCompressor(soft_compressor).compress_documents(docs, QUERY)
+        RagpressDocumentCompressor(soft_compressor).compress_documents(docs, QUERY)
     with pytest.raises(TypeError, match="Expected a ragpress Compressor or Reranker"):
-        RagpressCompressor(BM25Retriever())
+        RagpressDocumentCompressor(BM25Retriever())
 
 
 def test_contextual_compression_and_its_core_only_equivalent(splits, tiny_lm_path):
     base = RagpressRetriever(BM25Retriever(top_k=4), documents=splits)
-    compressor = RagpressCompressor(BudgetPacker(budget=20, tokenizer=tiny_lm_path))
+    compressor = RagpressDocumentCompressor(BudgetPacker(budget=20, tokenizer=tiny_lm_path))
     core_only = RunnableParallel(docs=base, query=RunnablePassthrough()) | RunnableLambda(
         lambda x: compressor.compress_documents(x["docs"], x["query"])
     )
@@ -160,7 +178,8 @@ def test_pipeline_runnable_without_a_generator_gives_documents(rag, tiny_lm_path
     pipeline.index(docs)
     runnable = RagpressRunnable(pipeline)
     pieces = runnable.invoke(QUERY)
-    assert pieces and all(texts[d.metadata["doc_id"]][d.metadata["start_index"] : d.metadata["end_index"]] == d.page_content for d in pieces)
+    assert pieces and all(texts[span(d)[0]][d.metadata["start_index"] : span(d)[2]] == d.page_content for d in pieces)
+    assert all(d.metadata["topic"] == span(d)[0] for d in pieces)  # the indexed document's metadata
     assert list(runnable.stream(QUERY)) == [pieces]
     with pytest.raises(TypeError, match="Only a pipeline that ends in a generator can stream"):
         pipeline.stream(QUERY)

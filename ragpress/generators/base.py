@@ -4,6 +4,10 @@ Every back end asks the same thing: the prompt layout lives in :mod:`ragpress.co
 (numbered sources, then the question). The base class checks input and tags each Answer with the
 method's name; back ends implement :meth:`Generator.generate` (and :meth:`Generator.generate_batch`
 where they can batch) and :meth:`Generator.stream`.
+
+Back ends that can also answer a conversation as it is (framework adapters build their own prompts,
+which must not land under ragpress's RAG system prompt) implement :meth:`Generator.chat` and
+:meth:`Generator.stream_chat`.
 """
 
 from __future__ import annotations
@@ -46,6 +50,19 @@ class Generator(Stage):
         """Yield the answer's text as it is generated."""
         raise NotImplementedError
 
+    def chat(self, messages: list[dict[str, str]]) -> Answer:
+        """Answer chat ``messages`` (``{"role", "content"}`` dicts) as they are, through the model's
+        chat template: no sources, no :attr:`system_prompt`. The Answer's context holds only the
+        last message as its query; its token counts are the prompt's and the reply's."""
+        raise NotImplementedError(
+            f"{type(self).__name__} answers only a Context (its method works on the sources); "
+            "use TransformersGenerator or OpenAICompatibleGenerator to answer chat messages."
+        )
+
+    def stream_chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        """Yield the text of :meth:`chat`'s reply as it is generated."""
+        raise NotImplementedError(f"{type(self).__name__} cannot stream a reply to chat messages; see Generator.chat.")
+
     def messages(self, context: Context) -> list[dict[str, str]]:
         """The chat messages this generator sends for ``context`` (:func:`~ragpress.core.prompt.chat_messages`)."""
         return chat_messages(context, self.system_prompt)
@@ -55,3 +72,18 @@ def check_context(context: Context) -> Context:
     if not isinstance(context, Context):
         raise TypeError(f"A generator takes a Context, got {type(context).__name__}; put a compressor before it.")
     return context
+
+
+def check_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``messages`` as plain ``{"role", "content"}`` dicts, or an error naming the first bad one."""
+    if isinstance(messages, (str, dict)) or not messages:
+        raise TypeError(f"chat takes a non-empty list of {{'role', 'content'}} dicts, got {messages!r:.80}.")
+    for i, message in enumerate(messages):
+        if not (isinstance(message, dict) and isinstance(message.get("role"), str) and isinstance(message.get("content"), str)):
+            raise TypeError(f"Message {i} must be a dict with str 'role' and 'content', got {message!r:.80}.")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def chat_context(messages: list[dict[str, str]]) -> Context:
+    """The Context an Answer to chat ``messages`` carries: the last message as its query, no sources."""
+    return Context(query=messages[-1]["content"])

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ragpress.core.settings import guarded
 from ragpress.core.types import Answer, Context
-from ragpress.generators.base import Generator
+from ragpress.generators.base import Generator, chat_context, check_messages
 
 
 @dataclasses.dataclass
@@ -29,7 +29,19 @@ class OpenAICompatibleGenerator(Generator):
     seed: int = 0
 
     def generate(self, context: Context) -> Answer:
-        with self._post(context, stream=False) as response:
+        return self._reply(self.messages(context), context)
+
+    def chat(self, messages: list[dict[str, str]]) -> Answer:
+        return self.tag(self._reply(check_messages(messages), chat_context(messages)))
+
+    def stream(self, context: Context) -> Iterator[str]:
+        return self._stream(self.messages(context))
+
+    def stream_chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        return self._stream(check_messages(messages))
+
+    def _reply(self, messages: list[dict[str, str]], context: Context) -> Answer:
+        with self._post(messages, stream=False) as response:
             body = json.load(response)
         try:
             text = body["choices"][0]["message"]["content"] or ""
@@ -44,8 +56,8 @@ class OpenAICompatibleGenerator(Generator):
             completion_tokens=usage.get("completion_tokens", 0),
         )
 
-    def stream(self, context: Context) -> Iterator[str]:
-        with self._post(context, stream=True) as response:
+    def _stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        with self._post(messages, stream=True) as response:
             for raw in response:
                 line = raw.decode().strip()
                 if not line.startswith("data:"):
@@ -57,10 +69,10 @@ class OpenAICompatibleGenerator(Generator):
                 if delta.get("content"):
                     yield delta["content"]
 
-    def _post(self, context: Context, stream: bool) -> Any:
+    def _post(self, messages: list[dict[str, str]], stream: bool) -> Any:
         payload = {
             "model": self.model,
-            "messages": self.messages(context),
+            "messages": messages,
             "max_tokens": self.max_new_tokens,
             "temperature": self.temperature,
             "seed": self.seed,

@@ -12,7 +12,7 @@ from typing import ClassVar
 from ragpress.core.loaders import load_causal_lm
 from ragpress.core.prompt import SOFT_CONTEXT
 from ragpress.core.types import Answer, Context
-from ragpress.generators.base import Generator
+from ragpress.generators.base import Generator, chat_context, check_messages
 
 
 @dataclasses.dataclass
@@ -30,9 +30,16 @@ class TransformersGenerator(Generator):
 
     def generate(self, context: Context) -> Answer:
         lm, prompt = self._prompt(context)
-        new = lm.generate(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
-        text = lm.tokenizer.decode(new, skip_special_tokens=True).strip()
-        return Answer(text, context, self.model, prompt_tokens=prompt.shape[1], completion_tokens=len(new))
+        return self._reply(lm, prompt, context)
+
+    def chat(self, messages: list[dict[str, str]]) -> Answer:
+        lm = load_causal_lm(self.model, self.device)
+        return self.tag(self._reply(lm, lm.chat_ids(check_messages(messages)), chat_context(messages)))
+
+    def stream_chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        lm = load_causal_lm(self.model, self.device)
+        prompt = lm.chat_ids(check_messages(messages))
+        yield from lm.stream(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
 
     def generate_batch(self, contexts: list[Context]) -> list[Answer]:
         """Answers to many contexts. Greedy decoding runs them in left-padded batches of
@@ -51,6 +58,11 @@ class TransformersGenerator(Generator):
     def stream(self, context: Context) -> Iterator[str]:
         lm, prompt = self._prompt(context)
         yield from lm.stream(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
+
+    def _reply(self, lm, prompt, context: Context) -> Answer:
+        new = lm.generate(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
+        text = lm.tokenizer.decode(new, skip_special_tokens=True).strip()
+        return Answer(text, context, self.model, prompt_tokens=prompt.shape[1], completion_tokens=len(new))
 
     def _prompt(self, context: Context):
         """The loaded model and the prompt: token ids, or input embeddings for a soft context."""

@@ -7,6 +7,7 @@ import dataclasses
 from typing import ClassVar, Literal
 
 from ragpress.compressors.base import Compressor
+from ragpress.core.errors import BudgetError
 from ragpress.core.types import Chunk, Context
 
 
@@ -37,7 +38,7 @@ class BudgetPacker(Compressor):
                 kept.append(chunk)
                 used += count
         if chunks and not kept:
-            raise ValueError(
+            raise BudgetError(
                 f"budget={self.budget} tokens is smaller than every retrieved chunk (the smallest has {min(counts)}); "
                 "raise the budget or chunk with a smaller max_tokens."
             )

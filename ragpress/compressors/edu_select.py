@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ragpress.chunkers.edu import LEVELS, EDUTree, EDUTreeSettings
 from ragpress.compressors.base import Compressor
+from ragpress.core.errors import BudgetError
 from ragpress.core.loaders import load_embedder, load_tokenizer
 from ragpress.core.types import Chunk, Context, Document
 
@@ -70,7 +71,7 @@ class EDUSelectCompressor(EDUTreeSettings, Compressor):
         kept = self.select(keys, nodes, tokens, scores)
         if not kept:
             smallest = min(tokens[k] + self._heading_cost(k, nodes, tokens, set()) for k in keys)
-            raise ValueError(
+            raise BudgetError(
                 f"A budget of {self.budget} tokens is smaller than every unit of the context (the smallest "
                 f"needs {smallest} tokens{' with its section headings' if self.keep_headings else ''}); "
                 f"raise budget to at least {smallest}{' or set keep_headings=False' if self.keep_headings else ''}."

@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from ragpress.compressors.budget_packer import BudgetPacker
 from ragpress.core import Chunk, Document, check_provenance
+from ragpress.core.errors import BudgetError
 
 DOC = Document(" ".join(f"Sentence number {i} says something about topic {i % 7}." for i in range(60)), id="doc")
 
@@ -20,7 +21,7 @@ def test_packed_context_never_exceeds_budget_and_keeps_exact_spans(cuts, budget)
     packer = BudgetPacker(budget=budget)
     counts = [packer.count_tokens(c.text) for c in chunks]
     if min(counts) > budget:
-        with pytest.raises(ValueError, match="smaller than every retrieved chunk"):
+        with pytest.raises(BudgetError, match="smaller than every retrieved chunk"):
             packer.run("q", chunks)
         return
     context = packer.run("q", chunks)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ragpress.chunkers.edu import EDUChunker
 from ragpress.compressors.edu_select import EDUSelectCompressor, highlight_html
+from ragpress.core.errors import BudgetError
 from ragpress.core.types import Chunk, Document, check_provenance
 from ragpress.models import load_tokenizer
 
@@ -79,7 +80,7 @@ def test_without_headings_and_from_chunker_trees(tiny_embedder_path):
 
 
 def test_budget_smaller_than_any_unit_is_a_clear_error(tiny_embedder_path):
-    with pytest.raises(ValueError, match="smaller than every unit"):
+    with pytest.raises(BudgetError, match="smaller than every unit"):
         EDUSelectCompressor(budget=1, model=tiny_embedder_path).run("query", [Chunk.of(ESSAY, 0, 500)])
     with pytest.raises(ValueError, match="positive number of tokens"):
         EDUSelectCompressor(budget=0)

@@ -50,6 +50,7 @@ from ragpress.compressors.longcodezip.steps import (
     line_of,
     spike_blocks,
 )
+from ragpress.core.errors import BudgetError
 from ragpress.core.loaders import load_causal_lm
 from ragpress.core.types import Chunk, Context, Document
 
@@ -113,7 +114,7 @@ class LongCodeZip(Compressor):
             why = "empty input" if tokens_before == 0 else "budget >= input tokens"
             return Context(query, tuple(chunks), tokens_before=tokens_before, tokens_after=tokens_before, metadata={**meta, "unchanged": why})
         if budget <= 0:
-            raise ValueError(f"ratio={self.ratio} of {tokens_before} input tokens leaves a budget of 0 tokens; lower ratio or set budget.")
+            raise BudgetError(f"ratio={self.ratio} of {tokens_before} input tokens leaves a budget of 0 tokens; lower ratio or set budget.")
 
         lm = load_causal_lm(self.model, device=self.device, dtype=self.dtype)
         sources = [CodeSource(c, self._language(c), k) for k, c in enumerate(chunks)]
@@ -135,7 +136,7 @@ class LongCodeZip(Compressor):
             _whole(functions[i], ami[i]) for i in kept]
         pieces, tokens_after, dropped = self._fit(sources, units, budget, ami, functions)
         if not pieces:
-            raise ValueError(f"A budget of {budget} tokens is too small to keep any block of this code (the smallest "
+            raise BudgetError(f"A budget of {budget} tokens is too small to keep any block of this code (the smallest "
                              f"function has {min(sizes)} tokens); raise budget or lower ratio.")
         rank = {i: r for r, i in enumerate(order)}
         meta.update(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ragpress.compressors.longcodezip import LongCodeZip
 from ragpress.compressors.longcodezip.steps import knapsack, spike_blocks, split_functions
 from ragpress.compressors.longcodezip.viz import highlight_html
+from ragpress.core.errors import BudgetError
 from ragpress.core.types import Chunk, Document, check_provenance
 
 CODE = '''import math
@@ -209,7 +210,7 @@ def test_bad_input(tiny_lm_path):
     for bad in ({"budget": 0}, {"budget": -5}, {"ratio": 0.0}, {"ratio": 0.5}, {"fine_ratio": 0}):
         with pytest.raises(ValueError, match="must be"):
             LongCodeZip(model=tiny_lm_path, **bad)
-    with pytest.raises(ValueError, match="too small"):
+    with pytest.raises(BudgetError, match="too small"):
         LongCodeZip(model=tiny_lm_path, budget=1, device="cpu").compress_code(CODE, "Complete push.")
     with pytest.raises(ValueError, match="empty"):
         compressor.compress_code(CODE, "  ")

@@ -26,7 +26,8 @@ offsets (``start_char_idx``/``end_char_idx`` into the document named by ``ref_do
 a stage's bookkeeping such as ``chunk_index``) sits under ``ragpress_`` keys, never over the
 user's keys, and is excluded from embeddings and LLM prompts on every node ragpress hands back.
 Node ids are ``"{doc_id}:{start}-{end}"``, so a span has the same id wherever it is converted.
-Every async method runs the blocking work in a worker thread.
+The async forms of retrieval, postprocessing, generation and querying run the blocking work in a
+worker thread, so concurrent queries overlap.
 """
 
 try:

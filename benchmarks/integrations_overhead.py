@@ -62,7 +62,7 @@ def main() -> None:
         if name == "dense":  # packing does not depend on the retriever: time it once
             llama_hits = {q: llama.retrieve(q) for q in queries}
             chain_hits = {q: chain.invoke(q) for q in queries}
-            post, comp = li.RagpressPostprocessor(packer), lc.RagpressDocumentCompressor(packer)
+            post, comp = li.RagpressNodePostprocessor(packer), lc.RagpressDocumentCompressor(packer)
             ways["BudgetPacker(384)"] = (
                 lambda q: packer.run(q, hits[q]),
                 lambda q: post.postprocess_nodes(llama_hits[q], QueryBundle(q)),

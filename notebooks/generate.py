@@ -190,11 +190,11 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 
 from ragpress.compressors.budget_packer import BudgetPacker
 from ragpress.generators.transformers_lm import TransformersGenerator
-from ragpress.integrations.llama_index import RagpressLLM, RagpressPostprocessor, RagpressRetriever
+from ragpress.integrations.llama_index import RagpressLLM, RagpressNodePostprocessor, RagpressRetriever
 from ragpress.retrievers.dense import DenseRetriever
 
 retriever = RagpressRetriever(DenseRetriever(model="minilm-l6", top_k=8), nodes=nodes)
-packer = RagpressPostprocessor(BudgetPacker(budget=256))
+packer = RagpressNodePostprocessor(BudgetPacker(budget=256))
 llm = RagpressLLM(TransformersGenerator(model="smollm2-135m", max_new_tokens=64))
 engine = RetrieverQueryEngine.from_args(retriever, llm=llm, node_postprocessors=[packer])
 

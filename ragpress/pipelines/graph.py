@@ -188,6 +188,12 @@ class Pipeline:
     def stream(self, query: str) -> Iterator[str]:
         """Run every stage before the final one, then yield the final generator's text as it is
         generated. No trace is kept; use :meth:`run` for that."""
+        return self.start_stream(query)[1]
+
+    def start_stream(self, query: str) -> tuple[list[Any], Iterator[str]]:
+        """:meth:`stream`, with what the final generator was given (its inputs after the query: for
+        a generator, ``[context]``, whose pieces are the sources), for callers that show sources
+        while the answer streams."""
         final = self.output_node
         if not callable(getattr(final.stage, "stream", None)):
             raise TypeError(
@@ -197,8 +203,8 @@ class Pipeline:
         head = Pipeline(self.chunker)
         head.nodes = {name: node for name, node in self.nodes.items() if name != final.name}
         outputs = head.run_batch([query])[0].outputs if head.nodes else {}
-        args = ([check_query(query)] if final.ports.wants_query else []) + [outputs[a] for a in final.after]
-        return final.stage.stream(*args)
+        inputs = [outputs[a] for a in final.after]
+        return inputs, final.stage.stream(*([check_query(query)] if final.ports.wants_query else []), *inputs)
 
     def to_dict(self) -> dict[str, Any]:
         return {

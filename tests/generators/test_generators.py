@@ -95,3 +95,31 @@ def test_run_batch_gives_the_answers_of_run(tiny_lm_path):
     batched = generator.run_batch(contexts)
     assert batched == [generator.run(c) for c in contexts]
     assert generator.run_batch([]) == []
+
+
+CHAT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What does with call?"}]
+
+
+def test_chat_sends_the_messages_as_they_are_through_the_chat_template(tiny_lm_path, tiny_lm):
+    generator = TransformersGenerator(model=tiny_lm_path, device="cpu", max_new_tokens=5)
+    answer = generator.chat(CHAT)
+    assert answer.prompt_tokens == tiny_lm.chat_ids(CHAT).shape[1] and answer.completion_tokens == 5
+    assert answer.context.query == CHAT[-1]["content"] and answer.sources == () and answer.metadata["method"] == "transformers"
+    assert "".join(generator.stream_chat(CHAT)).strip() == answer.text
+    with pytest.raises(TypeError, match="Message 1 must be a dict"):
+        generator.chat([CHAT[0], "hi"])
+    with pytest.raises(TypeError, match="non-empty list"):
+        generator.chat("hi")
+    class SourcesOnly(TransformersGenerator):
+        answers_conversations = False
+
+    with pytest.raises(NotImplementedError, match="answers only a Context"):
+        SourcesOnly(model=tiny_lm_path).chat(CHAT)
+
+
+def test_openai_compatible_chat_posts_the_messages_unchanged(stub_url):
+    generator = OpenAICompatibleGenerator(base_url=stub_url, model="m")
+    answer = generator.chat(CHAT)
+    assert (answer.text, answer.prompt_tokens, answer.context.query) == ("It calls __exit__.", 40, CHAT[-1]["content"])
+    assert _Stub.requests[-1][2]["messages"] == CHAT
+    assert "".join(generator.stream_chat(CHAT)) == "It calls __exit__." and _Stub.requests[-1][2]["messages"] == CHAT

@@ -74,3 +74,23 @@ def shortest_first() -> ShortestFirst:
 @pytest.fixture()
 def soft_compressor() -> SoftCompressor:
     return SoftCompressor()
+
+
+@pytest.fixture(scope="session")
+def tiny_provence_path(tmp_path_factory) -> str:
+    """A Provence checkpoint on a 2-layer BERT with the MiniLM tokenizer, trained for 2 steps: its
+    scores are arbitrary, but it prunes, reranks and writes ``chunk_index``/``rerank_score`` as Provence does."""
+    from transformers import BertConfig, BertModel
+
+    from ragpress.compressors.provence.train import train_provence
+    from ragpress.models import load_tokenizer
+
+    tokenizer = load_tokenizer("minilm-l6")
+    torch.manual_seed(0)
+    base = tmp_path_factory.mktemp("provence_base")
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    out = tmp_path_factory.mktemp("tiny_provence")
+    rows = [{"query": "What does with call?", "passage": DOCS[0].text, "sentence_labels": [0, 1, 1, 0], "rerank_score": 1.0}]
+    train_provence(rows, out, base=str(base), max_length=64, max_steps=2, batch_size=1)
+    return str(out)

@@ -19,7 +19,7 @@ from ragpress.generators.transformers_lm import TransformersGenerator  # noqa: E
 from ragpress.integrations.llama_index import (  # noqa: E402
     ChunkerNodeParser,
     RagpressLLM,
-    RagpressPostprocessor,
+    RagpressNodePostprocessor,
     RagpressRetriever,
     chunk_to_node,
     node_to_chunk,
@@ -51,8 +51,10 @@ def test_node_parser_keeps_the_chunkers_exact_spans_and_the_documents_metadata(n
     assert [(n.ref_doc_id, n.start_char_idx, n.end_char_idx) for n in nodes] == [(c.doc_id, c.start, c.end) for c in expected]
     texts = {d.doc_id: d.text for d in llama_docs}
     assert all(texts[n.ref_doc_id][n.start_char_idx : n.end_char_idx] == n.text for n in nodes)
-    assert all(n.metadata["topic"] == n.ref_doc_id and n.metadata["token_count"] >= 1 for n in nodes)
-    assert "token_count" not in nodes[0].get_content(metadata_mode="llm") and "topic" in nodes[0].get_content(metadata_mode="llm")
+    assert all(n.metadata["topic"] == n.ref_doc_id and n.metadata["ragpress_token_count"] >= 1 for n in nodes)
+    assert all(n.metadata["ragpress_method"] == "token_window" and "method" not in n.metadata for n in nodes)
+    for mode in ("llm", "embed"):
+        assert "ragpress" not in nodes[0].get_content(metadata_mode=mode) and "topic" in nodes[0].get_content(metadata_mode=mode)
     assert nodes[1].relationships[NodeRelationship.PREVIOUS].node_id == nodes[0].node_id
 
 
@@ -120,29 +122,33 @@ def test_a_hybrid_pipeline_serves_as_one_retriever(nodes, tiny_embedder_path, do
 
 def test_postprocessors_take_rerankers_and_compressors_that_cut_pieces(nodes, texts, first_sentence, shortest_first):
     hits = [NodeWithScore(node=n, score=1.0) for n in nodes[:4]]
-    reranked = RagpressPostprocessor(shortest_first).postprocess_nodes(hits, query_str=QUERY)
+    reranked = RagpressNodePostprocessor(shortest_first).postprocess_nodes(hits, query_str=QUERY)
     assert sorted(len(h.node.text) for h in reranked) == [len(h.node.text) for h in reranked]
     assert all(any(h.node is n for n in nodes) for h in reranked)  # unchanged spans: the same nodes
 
-    cut = RagpressPostprocessor(first_sentence).postprocess_nodes(hits, query_str=QUERY)
+    cut = RagpressNodePostprocessor(first_sentence).postprocess_nodes(hits, query_str=QUERY)
     for piece, hit in zip(cut, hits):
         node, parent = piece.node, hit.node
         assert texts[node.ref_doc_id][node.start_char_idx : node.end_char_idx] == node.text
         assert node.ref_doc_id == parent.ref_doc_id and parent.start_char_idx <= node.start_char_idx
         assert node.metadata["topic"] == parent.metadata["topic"] and piece.score == 1.0
-        assert node is parent if node.text == parent.text else node.metadata["cut"] is True
+        assert node.metadata["ragpress_cut"] is True and "cut" not in node.metadata and node is not parent
+        # a whole span with the stage's bookkeeping is a copy of its node (same id); a cut piece is a node of its own
+        assert (node.node_id == parent.node_id) == (node.text == parent.text)
+        assert "ragpress" not in node.get_content(metadata_mode="llm") and "ragpress" not in node.get_content(metadata_mode="embed")
     assert any(piece.node.text != hit.node.text for piece, hit in zip(cut, hits))
+    assert all("ragpress_cut" not in n.metadata for n in nodes)  # the caller's nodes are left as they were
 
 
 def test_postprocessor_errors_are_clear(nodes, shortest_first, soft_compressor):
     hits = [NodeWithScore(node=n) for n in nodes[:2]]
     with pytest.raises(ValueError, match="needs the query"):
-        RagpressPostprocessor(shortest_first).postprocess_nodes(hits)
+        RagpressNodePostprocessor(shortest_first).postprocess_nodes(hits)
     with pytest.raises(TypeError, match="soft embeddings"):
-        RagpressPostprocessor(soft_compressor).postprocess_nodes(hits, query_str=QUERY)
+        RagpressNodePostprocessor(soft_compressor).postprocess_nodes(hits, query_str=QUERY)
     with pytest.raises(TypeError, match="Expected a ragpress Compressor or Reranker"):
-        RagpressPostprocessor(BM25Retriever())
-    assert RagpressPostprocessor(shortest_first).postprocess_nodes([], query_str=QUERY) == []
+        RagpressNodePostprocessor(BM25Retriever())
+    assert RagpressNodePostprocessor(shortest_first).postprocess_nodes([], query_str=QUERY) == []
 
 
 def test_a_retriever_query_engine_runs_on_ragpress_stages(nodes, tiny_lm_path, tiny_embedder_path, shortest_first):
@@ -151,7 +157,7 @@ def test_a_retriever_query_engine_runs_on_ragpress_stages(nodes, tiny_lm_path, t
     engine = RetrieverQueryEngine.from_args(
         RagpressRetriever(DenseRetriever(model=tiny_embedder_path, top_k=5), nodes=nodes),
         llm=llm,
-        node_postprocessors=[RagpressPostprocessor(dataclasses.replace(shortest_first, top_k=4)), RagpressPostprocessor(packer)],
+        node_postprocessors=[RagpressNodePostprocessor(dataclasses.replace(shortest_first, top_k=4)), RagpressNodePostprocessor(packer)],
     )
     response = engine.query(QUERY)
     assert isinstance(response.response, str) and 1 <= len(response.source_nodes) <= 4

@@ -19,6 +19,8 @@ def test_stream_yields_the_same_answer_as_run(tiny_lm_path):
     assert len(pieces) >= 2 and "".join(pieces).strip() == rag.run("What does the with statement call?").output.text
     with pytest.raises(ValueError, match="query is empty"):
         rag.stream("  ")
+    inputs, tokens = rag.start_stream("What does the with statement call?")
+    assert inputs == [rag.run("What does the with statement call?").outputs["pack"]] and "".join(tokens) == "".join(pieces)
 
 
 def test_only_a_pipeline_ending_in_a_generator_streams(tiny_lm_path):

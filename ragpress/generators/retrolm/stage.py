@@ -26,6 +26,7 @@ class RetroLM(RetroLMSettings, Generator):
     """
 
     method: ClassVar[str] = "retrolm"
+    answers_conversations: ClassVar[bool] = False  # its prompt is its paged sources
 
     def __post_init__(self):
         Generator.__post_init__(self)

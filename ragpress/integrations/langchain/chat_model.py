@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ from pydantic import Field, InstanceOf, PlainSerializer, field_validator
 
 from ragpress.core.loaders import load_tokenizer
 from ragpress.core.prompt import content_spans, encode_prompt, render_chat
-from ragpress.generators.base import Generator, conversation
+from ragpress.generators.base import Generator
 from ragpress.generators.openai_compatible import OpenAICompatibleGenerator
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}  # LangChain message type -> chat template role
@@ -40,9 +39,8 @@ class RagpressChatModel(BaseChatModel):
     @field_validator("generator")
     @classmethod
     def _check(cls, generator: Generator) -> Generator:
-        retrolm = sys.modules.get("ragpress.generators.retrolm.stage")  # loaded if a RetroLM exists; importing it loads torch
-        if retrolm is not None and isinstance(generator, retrolm.RetroLM):
-            raise TypeError("RetroLM pages its sources into the prompt and cannot continue a free conversation; use TransformersGenerator.")
+        if not generator.answers_conversations:
+            raise TypeError(f"{type(generator).__name__} needs sources and cannot continue a free conversation; use TransformersGenerator.")
         return generator
 
     @property
@@ -64,7 +62,7 @@ class RagpressChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         generator = self._for_call(kwargs)
-        answer = generator.run(conversation(to_chat(messages)))
+        answer = generator.chat(to_chat(messages))
         text = "".join(until_stop([answer.text], stop or self.stop))
         usage = UsageMetadata(input_tokens=answer.prompt_tokens, output_tokens=answer.completion_tokens,
                               total_tokens=answer.prompt_tokens + answer.completion_tokens)
@@ -76,7 +74,7 @@ class RagpressChatModel(BaseChatModel):
         generator = self._for_call(kwargs)
         chat = to_chat(messages)
         text = ""
-        for piece in until_stop(generator.stream(conversation(chat)), stop or self.stop):
+        for piece in until_stop(generator.stream_chat(chat), stop or self.stop):
             text += piece
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if run_manager:

@@ -2,12 +2,11 @@
 with httpx."""
 
 import asyncio
-import statistics
-import time
 
 import httpx
 import pytest
 
+from benchmarks.serve_load import send
 from ragpress.pipelines.graph import Pipeline
 from ragpress.retrievers.bm25 import BM25Retriever
 from ragpress.serve import create_app, running
@@ -101,36 +100,23 @@ def test_too_much_text_is_refused_with_413(echo):
     assert response.status_code == 413 and "at most" in response.json()["detail"]
 
 
-async def post_all(url: str, queries: list[str], in_flight: int) -> list[tuple[str, httpx.Response, float]]:
-    """POST each query to /query with at most ``in_flight`` waiting at once; (query, response, seconds) in order."""
-    gate = asyncio.Semaphore(in_flight)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=in_flight)) as client:
-        async def one(query):
-            async with gate:
-                start = time.perf_counter()
-                response = await client.post("/query", json={"query": query})
-                return query, response, time.perf_counter() - start
-        return await asyncio.gather(*(one(q) for q in queries))
-
-
 def test_concurrent_queries_share_run_batch_calls_and_each_gets_its_own_answer(echo):
     url, generator, _ = echo
     before = len(generator.sizes)
     queries = [f"for loop else clause, request {i}" for i in range(16)]
-    done = asyncio.run(post_all(url, queries, in_flight=16))
-    assert all(r.status_code == 200 and r.json()["answer"] == f"answer to: {q}" for q, r, _ in done)
+    done = asyncio.run(send(url, queries, in_flight=16))
+    assert all(r.status_code == 200 and r.json()["answer"] == f"answer to: {q}" for q, r in zip(queries, done.responses))
     sizes = generator.sizes[before:]
     assert sum(sizes) == 16 and len(sizes) < 16 and max(sizes) <= 8
-    assert max(r.json()["batch"]["size"] for _, r, _ in done) > 1
+    assert max(r.json()["batch"]["size"] for r in done.responses) > 1
 
 
 def test_a_failing_query_gets_its_own_500_and_its_batch_mates_their_answers(echo):
     queries = ["global statement 1", "boom", "global statement 2"]
-    done = asyncio.run(post_all(echo[0], queries, in_flight=3))
-    statuses = [r.status_code for _, r, _ in done]
-    assert statuses == [200, 500, 200]
-    assert "ValueError: the echo generator does not answer boom" in done[1][1].json()["detail"]
-    assert [done[0][1].json()["answer"], done[2][1].json()["answer"]] == ["answer to: global statement 1", "answer to: global statement 2"]
+    first, boom, last = asyncio.run(send(echo[0], queries, in_flight=3)).responses
+    assert [first.status_code, boom.status_code, last.status_code] == [200, 500, 200]
+    assert "ValueError: the echo generator does not answer boom" in boom.json()["detail"]
+    assert [first.json()["answer"], last.json()["answer"]] == ["answer to: global statement 1", "answer to: global statement 2"]
 
 
 def test_load_on_loopback_loses_nothing(echo):
@@ -138,20 +124,16 @@ def test_load_on_loopback_loses_nothing(echo):
     url = echo[0]
     before = httpx.get(f"{url}/health").json()
     queries = [f"what does the global statement do? ({i})" for i in range(64)]
-    start = time.perf_counter()
-    done = asyncio.run(post_all(url, queries, in_flight=16))
-    seconds = time.perf_counter() - start
+    load = asyncio.run(send(url, queries, in_flight=16))
     after = httpx.get(f"{url}/health").json()
-    assert [r.status_code for _, r, _ in done] == [200] * 64
-    assert [r.json()["answer"] for _, r, _ in done] == [f"answer to: {q}" for q in queries]
+    assert [r.status_code for r in load.responses] == [200] * 64 and load.errors == load.lost == 0
+    assert [r.json()["answer"] for r in load.responses] == [f"answer to: {q}" for q in queries]
     assert after["requests"] - before["requests"] == 64
     batches = after["batches"] - before["batches"]
     assert batches < 64
-    latencies = sorted(s for _, _, s in done)
-    p50, p99 = statistics.median(latencies), latencies[int(0.99 * (len(latencies) - 1))]
-    print(f"64 requests, 16 in flight: {64 / seconds:.0f} req/s, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-          f"mean batch {64 / batches:.1f}")
-    assert p50 <= p99 < 30
+    print(f"64 requests, 16 in flight: {64 / load.seconds:.0f} req/s, p50 {load.latency(0.5) * 1000:.0f} ms, "
+          f"p99 {load.latency(0.99) * 1000:.0f} ms, mean batch {64 / batches:.1f}")
+    assert 0 < load.latency(0.5) <= load.latency(0.99) < 30
 
 
 def test_a_pipeline_ending_in_a_retriever_gives_sources_and_no_compressor_to_run(tiny_lm_path):

@@ -57,7 +57,7 @@ class MicroBatcher(Generic[T, R]):
         self._queue: asyncio.Queue[Waiting] | None = None
         self._task: asyncio.Task | None = None
         self._worker: ThreadPoolExecutor | None = None
-        self._running: list[Waiting] = []
+        self._taken: list[Waiting] = []  # taken from the queue, not yet answered
 
     def start(self) -> None:
         """Start the worker thread and the gathering loop; call from the event loop that will submit
@@ -78,7 +78,7 @@ class MicroBatcher(Generic[T, R]):
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        stranded = self._running + [self._queue.get_nowait() for _ in range(self._queue.qsize())] if self._queue else []
+        stranded = self._taken + [self._queue.get_nowait() for _ in range(self._queue.qsize())] if self._queue else []
         for waiting in stranded:
             if not waiting.future.done():
                 waiting.future.set_exception(RuntimeError("The server is shutting down; this request was not run."))
@@ -98,16 +98,16 @@ class MicroBatcher(Generic[T, R]):
 
     async def _loop(self) -> None:
         while True:
-            batch = [w for w in await self._gather() if not w.future.done()]  # a client that left cancels its future
+            await self._gather()
+            batch = self._taken = [w for w in self._taken if not w.future.done()]  # a client that left cancels its future
             if not batch:
                 continue
-            self._running = batch
             started = time.perf_counter()
             try:
                 outcomes, calls = await self.in_worker(self._run_isolated, [w.item for w in batch])
             except Exception as error:  # the worker could not take it (shut down): answer every request with that
                 outcomes, calls = [error] * len(batch), 0
-            self._running = []
+            self._taken = []
             self.batches += calls
             size = len(batch) if calls == 1 else 1  # after a failed batch, each request ran alone
             for waiting, outcome in zip(batch, outcomes, strict=True):
@@ -119,8 +119,10 @@ class MicroBatcher(Generic[T, R]):
                 else:
                     waiting.future.set_result(Served(outcome, size, started - waiting.arrived))
 
-    async def _gather(self) -> list[Waiting]:
-        batch = [await self._queue.get()]
+    async def _gather(self) -> None:
+        """Take the next batch from the queue into ``_taken`` (where :meth:`stop` finds it)."""
+        batch = self._taken
+        batch.append(await self._queue.get())
         deadline = time.perf_counter() + self.max_wait_s
         while len(batch) < self.max_batch:
             if not self._queue.empty():
@@ -133,7 +135,6 @@ class MicroBatcher(Generic[T, R]):
                 batch.append(await asyncio.wait_for(self._queue.get(), left))
             except TimeoutError:
                 break
-        return batch
 
     def _run_isolated(self, items: list[T]) -> tuple[list[R | Exception], int]:
         """Each item's result or error (run in the worker thread), and the number of run_batch calls made."""

@@ -123,7 +123,7 @@ class Health(BaseModel):
     status: str
     stages: list[str] = Field(description="name: class of each stage, in order.")
     documents: int = Field(description="Documents indexed by Pipeline.index.")
-    requests: int = Field(description="/query requests answered so far (results and errors).")
+    requests: int = Field(description="/query requests run so far, to a result or an error.")
     batches: int = Field(description="Pipeline.run_batch calls made for them.")
 
 

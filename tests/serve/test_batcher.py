@@ -64,12 +64,14 @@ def test_a_full_queue_answers_busy_at_once():
     assert served[0].result == "r:a" and isinstance(served[1], Busy)
 
 
-def test_stopping_answers_waiting_requests_instead_of_leaving_them_hanging():
+@pytest.mark.parametrize(("max_batch", "max_wait_ms"), [(1, 0), (4, 5000)])
+def test_stopping_answers_waiting_requests_instead_of_leaving_them_hanging(max_batch, max_wait_ms):
+    """Stopped while "a" runs and "b", "c" wait in the queue, or while all three are gathered for a batch."""
     async def scenario():
-        batcher = MicroBatcher(Recorder(seconds=0.3), max_batch=1, max_wait_ms=0)
+        batcher = MicroBatcher(Recorder(seconds=0.3), max_batch=max_batch, max_wait_ms=max_wait_ms)
         batcher.start()
         pending = [asyncio.ensure_future(batcher.submit(item)) for item in ("a", "b", "c")]
-        await asyncio.sleep(0.05)  # "a" is running, "b" and "c" wait
+        await asyncio.sleep(0.05)
         await batcher.stop()
         return await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5)
 

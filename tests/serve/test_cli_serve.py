@@ -48,6 +48,8 @@ def test_serve_refuses_a_file_naming_code_outside_ragpress_before_serving(tmp_pa
     (tmp_path / "evil.yaml").write_text("chunker: null\nstages:\n- name: x\n  after: []\n  type: os.system\n  settings: {}\n")
     assert main(["serve", str(tmp_path / "evil.yaml")]) == 2
     assert "Refusing to import stage type 'os.system'" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path / "evil.yaml"), "--allow-external"]) == 2  # the flag reaches Pipeline.load
+    assert "'os.system' is not a ragpress Stage" in capsys.readouterr().err
 
 
 def test_read_documents_keeps_ids_and_metadata_and_names_bad_lines(tmp_path):

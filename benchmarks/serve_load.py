@@ -1,6 +1,6 @@
 """Throughput and latency of ``ragpress serve`` on the bundled models, over loopback.
 
-    python -m benchmarks.serve_load [--requests 64] [--answers 16] [--in-flight 1 4 16] [--max-new-tokens 8]
+    python -m benchmarks.serve_load [--requests 64] [--answers 16] [--in-flight 1 4 16] [--max-new-tokens 8] [--threads N]
 
 Starts ``ragpress serve`` as its own process (so the client does not share the server's interpreter)
 on the demo's pipeline over the Python reference (79 topics), twice: retrieval and packing only (the
@@ -9,7 +9,9 @@ demo pipeline without its generator), then the whole pipeline with SmolLM2-135M 
 (``--answers`` to the pipeline that generates: on a CPU an answer takes seconds) and prints requests/s, latency p50 and p99
 (nearest rank: of 64 or fewer, p99 is the slowest), the mean batch size (requests per ``run_batch`` call, from
 /health), errors (any status but 200) and lost (no response, or a response for another query).
-Queries are the demo's questions, numbered so each is distinct.
+Queries are the demo's questions, numbered so each is distinct. ``--threads N`` starts the server
+with ``OMP_NUM_THREADS=N`` (torch's threads): on a CPU shared with other jobs, fewer threads than
+cores can be many times faster, since torch's threads wait on each other at every operation.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ async def send(url: str, queries: list[str], in_flight: int, timeout: float = 60
 
 
 @contextlib.contextmanager
-def server(pipeline: Path, max_batch: int, max_wait_ms: float, log: Path) -> Iterator[str]:
+def server(pipeline: Path, max_batch: int, max_wait_ms: float, log: Path, threads: int | None = None) -> Iterator[str]:
     """``ragpress serve`` on the Python reference (indexes cached with the demo's) on a free port; yields its URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -88,7 +90,8 @@ def server(pipeline: Path, max_batch: int, max_wait_ms: float, log: Path) -> Ite
     command = [sys.executable, "-m", "ragpress.cli", "serve", str(pipeline), "--python-reference", "--cache",
                str(cache_dir() / "demo-index"), "--port", str(port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)]
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+        env = os.environ | {"HF_HUB_OFFLINE": "1"} | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 900
@@ -113,9 +116,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, help="the server's torch threads (OMP_NUM_THREADS); default: torch's choice")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores (shared: the load average was {os.getloadavg()[0]:.1f} "
-          f"at the start), torch {torch.__version__}; server --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms}")
+          f"at the start), torch {torch.__version__}; server --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms}, "
+          f"torch threads {args.threads or torch.get_num_threads()}")
     whole = demo_pipeline(max_new_tokens=args.max_new_tokens).to_dict()
     variants = {
         "retrieve + pack": ({**whole, "stages": whole["stages"][:-1]}, args.requests),  # the demo's stages before its generator
@@ -127,7 +132,7 @@ def main() -> None:
             queries = [f"{MORE_QUESTIONS[i % len(MORE_QUESTIONS)]} ({i})" for i in range(count)]
             path = Path(folder) / "pipeline.yaml"
             Pipeline.from_dict(data).save(path)
-            with server(path, args.max_batch, args.max_wait_ms, Path(folder) / "server.log") as url:
+            with server(path, args.max_batch, args.max_wait_ms, Path(folder) / "server.log", args.threads) as url:
                 asyncio.run(send(url, queries[:2], 1))  # warm up: models load on first use
                 for in_flight in args.in_flight:
                     before = httpx.get(f"{url}/health").json()

@@ -1,4 +1,4 @@
-"""The ``ragpress`` command: ``demo``, ``stages`` and ``train METHOD``.
+"""The ``ragpress`` command: ``demo``, ``serve PIPELINE.yaml``, ``stages`` and ``train METHOD``.
 
 Stages and trainers are found, not listed: every public module or method folder under the stage
 families is a stage's home, and every method folder with a ``train.py`` (exposing
@@ -89,6 +89,41 @@ def train(argv: list[str]) -> None:
     module.run(own.parse_args(rest))
 
 
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pipeline", help="a pipeline file (Pipeline.save); read as untrusted, like any shared file")
+    corpus = parser.add_mutually_exclusive_group()
+    corpus.add_argument("--index", metavar="DOCS", help='documents to answer from: JSON lines, one {"text", "id"?, ...} a line (.gz too)')
+    corpus.add_argument("--python-reference", action="store_true", help="answer from the Python language reference (the demo's corpus)")
+    parser.add_argument("--cache", metavar="DIR", help="keep the retrievers' indexes here and load them next time (Pipeline.index)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    parser.add_argument("--max-batch", type=int, default=8, help="most /query requests run in one run_batch call (default 8)")
+    parser.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits for more requests (default 10)")
+    parser.add_argument("--allow", action="append", default=[], metavar="SETTING",
+                        help="let the file set this guarded setting (a host, a secret, code): see SECURITY.md; repeatable")
+    parser.add_argument("--allow-external", action="store_true", help="let the file name stage classes from outside ragpress")
+
+
+def serve(args: argparse.Namespace) -> None:
+    """``ragpress serve``: load the pipeline file, index the documents, serve until interrupted."""
+    from ragpress.pipelines.graph import Pipeline
+    from ragpress.serve import create_app, read_documents
+    from ragpress.serve import serve as run_server
+
+    pipeline = Pipeline.load(args.pipeline, allow_external=args.allow_external, allow=args.allow)
+    if args.index or args.python_reference:
+        from ragpress.demo import python_reference
+
+        documents = read_documents(args.index) if args.index else python_reference()
+        chunks = pipeline.index(documents, cache=args.cache)
+        print(f"Indexed {len(documents)} documents as {len(chunks)} chunks.", flush=True)
+    else:
+        print("No documents given: /query needs --index DOCS or --python-reference; /compress works without.", flush=True)
+    app = create_app(pipeline, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    print(f"{pipeline!r}\nServing on http://{args.host}:{args.port} (API docs at /docs).", flush=True)
+    run_server(app, args.host, args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="ragpress", description="Context compression and retrieval-augmented generation.")
@@ -97,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("questions", nargs="*", help="questions to ask (default: three sample questions)")
     demo.add_argument("--top-k", type=int, default=8, help="chunks each retriever returns (default 8)")
     demo.add_argument("--budget", type=int, default=384, help="token budget of the packed context (default 384)")
+    add_serve_arguments(commands.add_parser("serve", help="serve a pipeline file over HTTP: /query, /compress, /docs"))
     commands.add_parser("stages", help="list the stages and the papers they implement")
     commands.add_parser("train", help="train a trainable method: ragpress train METHOD --help", add_help=False)
     if argv[:1] == ["train"]:
@@ -108,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         from ragpress.demo import QUESTIONS, run_demo
 
         run_demo(tuple(args.questions) or QUESTIONS, top_k=args.top_k, budget=args.budget)
+    elif args.command == "serve":
+        try:
+            serve(args)
+        except (ValueError, TypeError, OSError, ImportError) as error:
+            print(f"ragpress serve: {error}", file=sys.stderr)
+            return 2
     elif args.command == "stages":
         for path, summary in stages():
             print(f"{path}\n    {summary}")

@@ -16,6 +16,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("gensim",),
     "llamaindex": ("llama_index.core",),
     "langchain": ("langchain_core",),
+    "serve": ("fastapi", "uvicorn"),
 }
 EXTRA_OF = {module: extra for extra, modules in EXTRAS.items() for module in modules}
 

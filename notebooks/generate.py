@@ -535,7 +535,7 @@ RETRIEVERS = [
 from ragpress import Document
 from ragpress.chunkers.sentence import SentenceChunker
 
-documents = [Document(topics[name], id=name) for name in TOPICS[:8]]
+documents = [Document(topics[name], id=name) for name in TOPICS[:4]]
 chunks = SentenceChunker(unit="paragraph", max_tokens=160).run(documents)
 print(f"{len(chunks)} chunks")"""
     ),
@@ -544,7 +544,7 @@ print(f"{len(chunks)} chunks")"""
 from ragpress.retrievers.lattice import LatticeRetriever
 from ragpress.retrievers.lattice.viz import plot_tree
 
-lattice = LatticeRetriever(top_k=3, branching=6, reasoning=False, max_iterations=4, summary_max_new_tokens=32)
+lattice = LatticeRetriever(top_k=3, branching=4, reasoning=False, max_iterations=3, summary_max_new_tokens=24)
 lattice.index(chunks)
 hits = lattice.run("What does the else clause of a for loop do?")
 for hit in hits:

@@ -7,7 +7,9 @@ then per context length and batch the milliseconds per decoding step of
   the context (random KV, so no prefill is spent on the timing), eagerly on a dynamic cache and on
   the fast path (:func:`ragpress.core.decode.continue_generate` on a static cache: compiled steps);
 - RetroLM (batch 1): :meth:`PagedContext.stream_ids` over pages offloaded to CPU memory, first page +
-  local window + ``pages_kept`` pages read, re-selecting every ``reselect_every`` tokens;
+  local window + ``pages_kept`` pages read, re-selecting every ``reselect_every`` tokens, with
+  ``decode="eager"`` (a dynamic cache rebuilt at each re-selection) and ``"static"`` (its own static
+  cache, pages swapped in place, compiled steps);
 - GemFilter's second pass: :meth:`CausalLM.generate_batch` (prefill included) over ``--gemfilter-budget``
   selected tokens, eager and fast.
 
@@ -18,7 +20,7 @@ the static path's first steps compile, which the median leaves out and ``compile
 ``greedy steps equal`` compares the eager and fast greedy tokens over the same cache. One end-to-end check
 at the smallest length runs :meth:`CausalLM.generate` with prefill on both paths (time to first token).
 
-    python -m benchmarks.decode_limit [--lengths 32768 65536 131072] [--batch 1 8] [--tiny]
+    python -m benchmarks.decode_limit [--lengths 32768 65536 131072] [--batch 1 8] [--only full retrolm e2e gemfilter] [--tiny]
 """
 
 from __future__ import annotations
@@ -123,9 +125,10 @@ def full_attention(lm: CausalLM, config, batch: int, n: int, new: int, fast: boo
     return {"ms": median, "compile_s": slowest / 1e3 if fast else 0.0, "total_s": total, "tokens": torch.stack(clock.tokens[1:], 1)}
 
 
-def retrolm(lm: CausalLM, config, n: int, new: int, args) -> dict:
+def retrolm(lm: CausalLM, config, n: int, new: int, args, fast: bool) -> dict:
     """RetroLM's decode step (ms) over ``n`` context tokens of random KV offloaded to CPU memory."""
-    settings = RetroLMSettings(page_size=args.page_size, pages_kept=args.pages_kept, local_window=args.local_window, reselect_every=args.reselect_every)
+    settings = RetroLMSettings(page_size=args.page_size, pages_kept=args.pages_kept, local_window=args.local_window,
+                               reselect_every=args.reselect_every, decode="static" if fast else "eager")
     keys, values = [], []
     for layer in range(config.num_hidden_layers):
         k, v = random_kv(config, 1, n, layer, lm.device)
@@ -136,14 +139,15 @@ def retrolm(lm: CausalLM, config, n: int, new: int, args) -> dict:
     query = torch.randint(0, config.vocab_size, (args.query,), generator=torch.Generator().manual_seed(n))
     trace, times = [], []
     stream = paged.stream_ids(query, new + 1, trace=trace)
-    next(stream)  # selection + query pass
+    tokens = [next(stream)]  # selection + query pass
     for _ in range(new):
         sync(lm.device)
         start = time.perf_counter()
-        next(stream)
+        tokens.append(next(stream))
         times.append(1e3 * (time.perf_counter() - start))
     stream.close()
-    return {"ms": statistics.median(times), "attended": len(paged.tokens(trace[0]["pages"])) + args.query, "selections": len(trace)}
+    return {"ms": statistics.median(times), "attended": len(paged.tokens(trace[0]["pages"])) + args.query, "selections": len(trace),
+            "tokens": torch.tensor([tokens]), "slowest_s": max(times) / 1e3}
 
 
 def gemfilter_pass(lm: CausalLM, config, batch: int, budget: int, new: int, fast: bool) -> dict:
@@ -182,6 +186,7 @@ def main() -> None:
     parser.add_argument("--reselect-every", type=int, default=16)
     parser.add_argument("--query", type=int, default=32)
     parser.add_argument("--gemfilter-budget", type=int, default=4096, help="tokens GemFilter's second pass reads")
+    parser.add_argument("--only", nargs="+", default=["full", "retrolm", "e2e", "gemfilter"], help="which measurements to run")
     parser.add_argument("--tiny", action="store_true", help="a tiny 32-layer config on the CPU, for a smoke test")
     args = parser.parse_args()
     if args.tiny:
@@ -203,7 +208,7 @@ def main() -> None:
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
 
     for n in args.lengths:
-        for batch in args.batch:
+        for batch in args.batch if "full" in args.only else []:
             why = fits(config, batch, n, free, weights)
             if why:
                 record("full attention", n, batch, n, None, None, None, f"skipped: {why}")
@@ -211,12 +216,15 @@ def main() -> None:
             eager = full_attention(lm, config, batch, n, args.new, fast=False)
             fast = full_attention(lm, config, batch, n, args.new, fast=True)
             record("full attention", n, batch, n, eager["ms"], fast["ms"], same_steps(eager["tokens"], fast["tokens"]), f"slowest fast step {fast['compile_s']:.1f}s (compiling)")
-        retro = retrolm(lm, config, n, args.new, args)
-        record("RetroLM", n, 1, retro["attended"], retro["ms"], None, None, f"eager loop only; {retro['selections']} selections")
-    eager, fast = (end_to_end(lm, config, args.lengths[0], args.new, f) for f in (False, True))
-    record("full attention, prefill included", args.lengths[0], 1, args.lengths[0], eager["ms"], fast["ms"], same_steps(eager["tokens"], fast["tokens"]),
+        if "retrolm" not in args.only:
+            continue
+        eager, fast = (retrolm(lm, config, n, args.new, args, f) for f in (False, True))
+        record("RetroLM", n, 1, eager["attended"], eager["ms"], fast["ms"], same_steps(eager["tokens"], fast["tokens"]),
+               f"{eager['selections']} / {fast['selections']} selections; slowest fast step {fast['slowest_s']:.1f}s")
+    eager, fast = (end_to_end(lm, config, args.lengths[0], args.new, f) for f in (False, True)) if "e2e" in args.only else (None, None)
+    eager and record("full attention, prefill included", args.lengths[0], 1, args.lengths[0], eager["ms"], fast["ms"], same_steps(eager["tokens"], fast["tokens"]),
            f"time to first token eager {eager['ttft_s']:.2f}s, fast {fast['ttft_s']:.2f}s")
-    for batch in args.batch:
+    for batch in args.batch if "gemfilter" in args.only else []:
         eager = gemfilter_pass(lm, config, batch, args.gemfilter_budget, args.new, fast=False)
         fast = gemfilter_pass(lm, config, batch, args.gemfilter_budget, args.new, fast=True)
         record("GemFilter 2nd pass", args.gemfilter_budget, batch, args.gemfilter_budget, eager["ms"], fast["ms"], same_steps(eager["tokens"], fast["tokens"]))

@@ -90,3 +90,21 @@ def test_generators_take_the_static_path_with_the_eager_answers(tiny_lm_path, ti
         assert len(static_calls) == before + 1
         assert "".join(make("static").stream(ctx)).strip() == eager.text
     assert [len(shape) for shape in static_calls[-6:]] == [2, 2, 3, 3, 2, 2]  # the soft prompt went in as input embeddings
+
+
+def test_gqa_sdpa_equals_sdpa_and_static_generation_routes_through_it(tiny_lm):
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from ragpress.core.decode import gqa_sdpa
+
+    g = torch.Generator().manual_seed(0)
+    module = SimpleNamespace(num_key_value_groups=4, is_causal=True, training=False)
+    q, k, v = torch.randn(2, 8, 1, 16, generator=g), torch.randn(2, 2, 10, 16, generator=g), torch.randn(2, 2, 10, 16, generator=g)
+    mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
+    mask[0, ..., 7:] = False
+    reference = sdpa_attention_forward(module, q, k, v, mask, scaling=0.25)[0]
+    assert torch.allclose(gqa_sdpa(module, q, k, v, mask, scaling=0.25)[0], reference, atol=1e-6)
+    tiny_lm.generate(tiny_lm.chat_ids(PROMPT), max_new_tokens=2, decode="static")
+    assert tiny_lm.model.config._attn_implementation == "gqa_sdpa"

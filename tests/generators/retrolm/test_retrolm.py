@@ -165,3 +165,23 @@ def test_page_trace_figure_marks_the_selected_pages(tiny_lm_path, lm):
     assert [list(map(int, row.nonzero()[0])) for row in grid] == [t["pages"] for t in trace]
     with pytest.raises(ValueError, match="no RetroLM trace"):
         plot_pages(type(answer)("x", Context("q")))
+
+
+def test_static_decode_gives_the_eager_tokens_and_pages(tiny_lm_path, lm, monkeypatch):
+    import ragpress.generators.retrolm.paging as paging
+
+    swaps = []
+    monkeypatch.setattr(paging, "swap_pages", lambda *args: swaps.append(args[2]) or paging_swap(*args))
+    from ragpress.generators.retrolm.static_pages import swap_pages as paging_swap
+
+    doc = Document(TEXT)
+    context = Context(QUERY, (Chunk.of(doc, 0, len(TEXT)),))
+    answers = {}
+    for decode in ("eager", "static"):
+        paged = retro(tiny_lm_path, reselect_every=2, max_new_tokens=12, decode=decode).build(context)
+        trace = []
+        answers[decode] = (list(paged.stream_ids(paged.query_ids(QUERY), 12, trace=trace)), [t["pages"] for t in trace])
+    assert answers["static"] == answers["eager"] and len(answers["eager"][0]) == 12
+    assert len(answers["eager"][1]) > 1 and swaps == answers["static"][1][1:]  # pages were swapped in place
+    with pytest.raises(ValueError, match="decode must be one of"):
+        retro(tiny_lm_path, decode="fast")

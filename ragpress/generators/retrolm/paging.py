@@ -28,7 +28,8 @@ The steps, training-free:
    tokens get ``position_ids`` of the full context), the query is run again over it, and generation
    proceeds. Every ``reselect_every`` new tokens the pages are re-scored with the latest token's query
    vectors and swapped if the choice changed (the paper retrieves again as generation proceeds); the
-   query and generated tokens keep their KV.
+   query and generated tokens keep their KV. On a GPU (``decode``) this cache is preallocated and
+   the steps run compiled (:mod:`ragpress.generators.retrolm.static_pages`), with the same tokens.
 
 What the paper's training adds, and we do not have: bookmark tokens appended to each page and a
 page retriever fine-tuned (contrastive, with a retrieval-specific adapter) to embed pages and queries

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ragpress.core.decode import check_decode, static_generate, uses_static
 from ragpress.core.prompt import content_spans, encode_prompt, render_chat
 
 _SAMPLING = threading.Lock()
@@ -34,10 +35,12 @@ class CausalLM:
     (sliding window for long text), attention of one layer, hidden states, and generation.
 
     ``model`` and ``tokenizer`` stay public for methods that need the raw forward pass (KV reuse,
-    early exit)."""
+    early exit). ``decode`` picks the generation path (:mod:`ragpress.core.decode`): ``"auto"``
+    (static cache and compiled steps on CUDA, eager elsewhere), ``"eager"`` or ``"static"``; each
+    generation call may override it."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str):
-        self.model, self.tokenizer, self.name = model, tokenizer, name
+    def __init__(self, model: Any, tokenizer: Any, name: str, decode: str = "auto"):
+        self.model, self.tokenizer, self.name, self.decode = model, tokenizer, name, check_decode(decode)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -184,11 +187,13 @@ class CausalLM:
 
     @torch.inference_mode()
     def generate_batch(
-        self, prompts: Sequence[torch.Tensor], max_new_tokens: int, batch_size: int = 8, desc: str = "", **kwargs: Any
+        self, prompts: Sequence[torch.Tensor], max_new_tokens: int, batch_size: int = 8, desc: str = "",
+        decode: str | None = None, **kwargs: Any,
     ) -> list[torch.Tensor]:
         """Greedy new token ids for many prompts, each token ids ``[n]`` or input embeddings
         ``[n, hidden]``. Prompts of similar length are left-padded into batches (one ``generate``
-        call per batch); the replies equal one-at-a-time greedy generation up to float rounding."""
+        call per batch); the replies equal one-at-a-time greedy generation up to float rounding.
+        ``decode`` overrides :attr:`decode` for this call."""
         from tqdm.auto import tqdm
 
         pad = self.tokenizer.pad_token_id
@@ -209,10 +214,7 @@ class CausalLM:
             for r, p in enumerate(group):  # left padding keeps every prompt's end at the last column
                 batch[r, width - len(p) :] = p
                 mask[r, width - len(p) :] = 1
-            out = self.model.generate(
-                **{"inputs_embeds" if embedded else "input_ids": batch}, attention_mask=mask,
-                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, **kwargs,
-            )
+            out = self._generate(batch, mask, max_new_tokens, decode, do_sample=False, pad_token_id=pad, **kwargs)
             new = out if embedded else out[:, width:]  # with input embeddings, only new tokens come back
             for r, i in enumerate(order[start : start + batch_size]):
                 reply = new[r].cpu()
@@ -222,36 +224,39 @@ class CausalLM:
 
     @torch.inference_mode()
     def generate(
-        self, prompt: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
+        self, prompt: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0,
+        decode: str | None = None, **kwargs: Any,
     ) -> torch.Tensor:
         """New token ids after ``prompt``: token ids ``[1, n]``, or input embeddings ``[1, n, hidden]``
-        (from :meth:`chat_embeds`). Greedy when ``temperature`` is 0."""
+        (from :meth:`chat_embeds`). Greedy when ``temperature`` is 0; ``decode`` overrides
+        :attr:`decode` for this call."""
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         prompt = prompt.to(self.device)
-        given = {"inputs_embeds": prompt} if prompt.is_floating_point() else {"input_ids": prompt}
+        mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=self.device)
         # transformers samples from torch's global generator: a seeded call takes it alone, in a fork that
         # leaves the caller's state as it was, so concurrent calls each get their seed's answer
         with _SAMPLING if temperature > 0 else contextlib.nullcontext(), seeded(seed, self.device):
-            out = self.model.generate(
-                **given,
-                attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=self.device),
-                max_new_tokens=max_new_tokens,
-                pad_token_id=self.tokenizer.pad_token_id,
-                **sampling,
-                **kwargs,
-            )
+            out = self._generate(prompt, mask, max_new_tokens, decode, pad_token_id=self.tokenizer.pad_token_id, **sampling, **kwargs)
         # with input embeddings alone, transformers returns only the new tokens
         return out[0, 0 if prompt.is_floating_point() else prompt.shape[1] :].cpu()
 
+    def _generate(self, prompt: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, decode: str | None, **kwargs: Any) -> torch.Tensor:
+        """``model.generate`` on ``prompt`` (token ids or input embeddings) on the path ``decode`` names."""
+        if uses_static(decode or self.decode, self.device):
+            return static_generate(self.model, prompt, mask, max_new_tokens, **kwargs)
+        given = {"inputs_embeds" if prompt.is_floating_point() else "input_ids": prompt}
+        return self.model.generate(**given, attention_mask=mask, max_new_tokens=max_new_tokens, **kwargs)
+
     def stream(
-        self, prompt: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, **kwargs: Any
+        self, prompt: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0,
+        decode: str | None = None, **kwargs: Any,
     ) -> Iterator[str]:
         """Generate in a background thread and yield text as it is produced."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         worker = threading.Thread(
-            target=self.generate, args=(prompt, max_new_tokens, temperature, seed), kwargs={"streamer": streamer, **kwargs}
+            target=self.generate, args=(prompt, max_new_tokens, temperature, seed, decode), kwargs={"streamer": streamer, **kwargs}
         )
         worker.start()
         yield from streamer

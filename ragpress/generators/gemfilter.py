@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 
 from ragpress.compressors.gemfilter import GemFilterSettings
+from ragpress.core.decode import check_decode
 from ragpress.core.prompt import PromptLayout
 from ragpress.core.types import Answer, Context
 from ragpress.generators.base import Generator
@@ -28,13 +29,17 @@ from ragpress.generators.base import Generator
 @dataclasses.dataclass
 class GemFilterGenerator(GemFilterSettings, Generator):
     """Answer ``context.query`` from ``context.pieces`` with GemFilter's two passes; the answer's
-    context holds the source spans the full model actually read."""
+    context holds the source spans the full model actually read. The second pass decodes on the path
+    ``decode`` names (:mod:`ragpress.core.decode`: ``"auto"`` is a static cache with compiled steps
+    on CUDA, eager elsewhere)."""
 
     method: ClassVar[str] = "gemfilter"
+    decode: str = "auto"
 
     def __post_init__(self):
         Generator.__post_init__(self)
         self.check_settings()
+        check_decode(self.decode)
 
     def _second_pass_input(self, context: Context) -> tuple[torch.Tensor, Context]:
         lm = self.language_model()
@@ -53,7 +58,7 @@ class GemFilterGenerator(GemFilterSettings, Generator):
     def generate(self, context: Context) -> Answer:
         ids, read = self._second_pass_input(context)
         lm = self.language_model()
-        new = lm.generate(ids, self.max_new_tokens, self.temperature)
+        new = lm.generate(ids, self.max_new_tokens, self.temperature, decode=self.decode)
         return Answer(
             text=lm.tokenizer.decode(new, skip_special_tokens=True).strip(),
             context=read,
@@ -64,4 +69,4 @@ class GemFilterGenerator(GemFilterSettings, Generator):
 
     def stream(self, context: Context) -> Iterator[str]:
         ids, _ = self._second_pass_input(context)
-        yield from self.language_model().stream(ids, self.max_new_tokens, self.temperature)
+        yield from self.language_model().stream(ids, self.max_new_tokens, self.temperature, decode=self.decode)

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import ClassVar
 
+from ragpress.core.decode import check_decode
 from ragpress.core.loaders import load_causal_lm
 from ragpress.core.prompt import SOFT_CONTEXT
 from ragpress.core.types import Answer, Context
@@ -19,7 +20,9 @@ from ragpress.generators.base import Generator
 class TransformersGenerator(Generator):
     """Greedy by default (``temperature=0``); sampling is seeded by ``seed``, so a fixed seed gives
     the same answer. ``repetition_penalty`` > 1 discourages the loops small models fall into.
-    :meth:`run_batch` (used by ``Pipeline.run_batch``) generates greedy answers in batches."""
+    :meth:`run_batch` (used by ``Pipeline.run_batch``) generates greedy answers in batches.
+    ``decode`` picks the generation path (:mod:`ragpress.core.decode`): ``"auto"`` (static KV cache
+    and compiled steps on CUDA, eager elsewhere), ``"eager"`` or ``"static"``."""
 
     method: ClassVar[str] = "transformers"
     model: str = "smollm2-135m"
@@ -27,10 +30,15 @@ class TransformersGenerator(Generator):
     seed: int = 0
     repetition_penalty: float = 1.0
     batch_size: int = 8
+    decode: str = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_decode(self.decode)
 
     def generate(self, context: Context) -> Answer:
         lm, prompt = self._prompt(context)
-        new = lm.generate(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
+        new = lm.generate(prompt, self.max_new_tokens, self.temperature, self.seed, self.decode, repetition_penalty=self.repetition_penalty)
         text = lm.tokenizer.decode(new, skip_special_tokens=True).strip()
         return Answer(text, context, self.model, prompt_tokens=prompt.shape[1], completion_tokens=len(new))
 
@@ -42,7 +50,7 @@ class TransformersGenerator(Generator):
             return [self.generate(c) for c in contexts]
         lm = load_causal_lm(self.model, self.device)
         rows = [self._prompt(c)[1][0] for c in contexts]
-        replies = lm.generate_batch(rows, self.max_new_tokens, self.batch_size, repetition_penalty=self.repetition_penalty)
+        replies = lm.generate_batch(rows, self.max_new_tokens, self.batch_size, decode=self.decode, repetition_penalty=self.repetition_penalty)
         return [
             Answer(lm.tokenizer.decode(new, skip_special_tokens=True).strip(), c, self.model, prompt_tokens=len(row), completion_tokens=len(new))
             for c, row, new in zip(contexts, rows, replies)
@@ -50,7 +58,7 @@ class TransformersGenerator(Generator):
 
     def stream(self, context: Context) -> Iterator[str]:
         lm, prompt = self._prompt(context)
-        yield from lm.stream(prompt, self.max_new_tokens, self.temperature, self.seed, repetition_penalty=self.repetition_penalty)
+        yield from lm.stream(prompt, self.max_new_tokens, self.temperature, self.seed, self.decode, repetition_penalty=self.repetition_penalty)
 
     def _prompt(self, context: Context):
         """The loaded model and the prompt: token ids, or input embeddings for a soft context."""

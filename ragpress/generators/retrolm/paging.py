@@ -28,7 +28,8 @@ The steps, training-free:
    tokens get ``position_ids`` of the full context), the query is run again over it, and generation
    proceeds. Every ``reselect_every`` new tokens the pages are re-scored with the latest token's query
    vectors and swapped if the choice changed (the paper retrieves again as generation proceeds); the
-   query and generated tokens keep their KV.
+   query and generated tokens keep their KV. On a GPU (``decode``) this cache is preallocated and
+   the steps run compiled (:mod:`ragpress.generators.retrolm.static_pages`), with the same tokens.
 
 What the paper's training adds, and we do not have: bookmark tokens appended to each page and a
 page retriever fine-tuned (contrastive, with a retrieval-specific adapter) to embed pages and queries
@@ -48,11 +49,13 @@ import torch
 from transformers import DynamicCache
 
 from ragpress.core.attention import project_heads, rotary
+from ragpress.core.decode import check_decode, uses_static
 from ragpress.core.lm import CausalLM
 from ragpress.core.prompt import PromptLayout, chat_messages, encode_prompt, render_chat
 from ragpress.core.stage import check_query
 from ragpress.core.types import Answer, Context
 from ragpress.generators.retrolm.prefill import encode_pages
+from ragpress.generators.retrolm.static_pages import static_page_cache, swap_pages
 
 _SENTINEL = "\u2063RETROLM_QUERY\u2063"  # stands in for the query when the reusable prefix is rendered
 
@@ -68,9 +71,11 @@ class RetroLMSettings:
     reselect_every: int = 16  # re-retrieve pages every this many new tokens (0: select once)
     offload: bool = True  # keep the paged KV store in CPU memory between queries
     prefill_tokens: int = 8192  # context tokens per prefill forward (memory and speed, not results)
+    decode: str = "auto"  # decode path (ragpress.core.decode): static cache + compiled steps on CUDA, eager elsewhere
     device: str | None = None
 
     def check_settings(self) -> None:
+        check_decode(self.decode)
         for name in ("page_size", "pages_kept", "prefill_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -87,12 +92,9 @@ class _QueryCapture:
 
     def __init__(self, model: Any):
         self.queries: list[torch.Tensor] = []
-        self.active = True  # off for decoding steps whose queries no selection reads
         self.handles = [layer.self_attn.register_forward_pre_hook(self._hook, with_kwargs=True) for layer in model.get_decoder().layers]
 
     def _hook(self, attn, args, kwargs):
-        if not self.active:
-            return
         hidden = args[0] if args else kwargs["hidden_states"]
         cos, sin = kwargs["position_embeddings"]
         q = project_heads(attn, "q_proj", "q_norm", hidden)
@@ -174,10 +176,11 @@ class PagedContext:
             cache.update(k, v, layer)
         return cache
 
-    def _forward(self, ids: torch.Tensor, cache: DynamicCache, position: int) -> torch.Tensor:
-        """Last-row logits of ``ids`` fed at context positions ``position, position + 1, ...``."""
+    def _forward(self, ids: torch.Tensor, cache: Any, position: int, call: Any = None) -> torch.Tensor:
+        """Last-row logits of ``ids`` fed at context positions ``position, position + 1, ...`` (through
+        ``call``, a compiled forward, when given)."""
         positions = torch.arange(position, position + ids.shape[-1], device=self.lm.device)[None]
-        out = self.lm.model(input_ids=ids.to(self.lm.device)[None], past_key_values=cache, position_ids=positions, use_cache=True, logits_to_keep=1)
+        out = (call or self.lm.model)(input_ids=ids.to(self.lm.device)[None], past_key_values=cache, position_ids=positions, use_cache=True, logits_to_keep=1)
         return out.logits[0, -1].float()
 
     def query_ids(self, query: str) -> torch.Tensor:
@@ -193,47 +196,60 @@ class PagedContext:
             )
         return ids
 
+    def _forward_capturing(self, ids: torch.Tensor, cache: Any, position: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:meth:`_forward` (eagerly) with the query vectors of every layer captured for scoring."""
+        capture = _QueryCapture(self.lm.model)
+        try:
+            return self._forward(ids, cache, position), capture.take()
+        finally:
+            capture.close()
+
     @torch.inference_mode()
     def stream_ids(self, ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0, trace: list | None = None) -> Iterator[int]:
         """Token ids generated after the query's ids ``[q]`` (:meth:`query_ids`); ``trace`` (if
-        given) receives ``{"step", "pages", "scores"}`` per selection."""
-        capture = _QueryCapture(self.lm.model)
+        given) receives ``{"step", "pages", "scores"}`` per selection. On the static path
+        (``settings.decode``) the pages sit in a preallocated cache (:mod:`.static_pages`) and the
+        steps that no selection reads run compiled on CUDA; the tokens are the eager loop's."""
         generator = torch.Generator().manual_seed(seed)
-        try:
-            scores = None
-            if self.num_pages - len(self.fixed_pages) > self.settings.pages_kept:
-                self._forward(ids, self._cache(self.fixed_pages), self.prefix_len)  # scoring pass over the fixed pages
-                scores = self.score_pages(capture.take())
-            pages = self.select(scores)
-            if trace is not None:
-                trace.append({"step": 0, "pages": pages, "scores": scores})
-            cache, kept = self._cache(pages), len(self.tokens(pages))
-            every = self.settings.reselect_every
-            reads = lambda step: bool(scores is not None and every and (step + 1) % every == 0)
-            capture.active = reads(0)  # capture only the passes whose queries a re-selection reads
-            logits = self._forward(ids, cache, self.prefix_len)
-            position = self.prefix_len + len(ids)
-            eos = self.lm.tokenizer.eos_token_id
-            for step in range(1, max_new_tokens + 1):
-                if temperature > 0:
-                    token = int(torch.multinomial((logits / temperature).softmax(-1).cpu(), 1, generator=generator))
-                else:
-                    token = int(logits.argmax())
-                yield token
-                if token == eos or step == max_new_tokens:
-                    return
-                if reads(step - 1):
-                    new_pages = self.select(self.score_pages(capture.take()))  # the latest token's query vectors
-                    if new_pages != pages:
-                        cache = self._cache(new_pages, cache, kept)
-                        pages, kept = new_pages, len(self.tokens(new_pages))
-                        if trace is not None:
-                            trace.append({"step": step, "pages": pages, "scores": None})
-                capture.active = reads(step)
-                logits = self._forward(torch.tensor([token]), cache, position)
-                position += 1
-        finally:
-            capture.close()
+        scores = None
+        if self.num_pages - len(self.fixed_pages) > self.settings.pages_kept:
+            scores = self.score_pages(self._forward_capturing(ids, self._cache(self.fixed_pages), self.prefix_len)[1])  # over the fixed pages
+        pages = self.select(scores)
+        if trace is not None:
+            trace.append({"step": 0, "pages": pages, "scores": scores})
+        kept, static = len(self.tokens(pages)), uses_static(self.settings.decode, self.lm.device)
+        cache = static_page_cache(self.lm.model, self._pages_kv, pages, kept, len(ids) + max_new_tokens) if static else self._cache(pages)
+        step_call = self.lm.model.get_compiled_call(None) if static and self.lm.device.type == "cuda" else None
+        every = self.settings.reselect_every
+        reads = lambda step: bool(scores is not None and every and (step + 1) % every == 0)
+        # only the passes whose query vectors a re-selection reads run eagerly with capture hooks
+        logits, queries = self._forward_capturing(ids, cache, self.prefix_len) if reads(0) else (self._forward(ids, cache, self.prefix_len), None)
+        position = self.prefix_len + len(ids)
+        eos = self.lm.tokenizer.eos_token_id
+        for step in range(1, max_new_tokens + 1):
+            if temperature > 0:
+                token = int(torch.multinomial((logits / temperature).softmax(-1).cpu(), 1, generator=generator))
+            else:
+                token = int(logits.argmax())
+            yield token
+            if token == eos or step == max_new_tokens:
+                return
+            if reads(step - 1):
+                new_pages = self.select(self.score_pages(queries))  # the latest token's query vectors
+                if new_pages != pages:
+                    if static:
+                        swap_pages(cache, self._pages_kv, new_pages, kept)
+                    else:
+                        cache, kept = self._cache(new_pages, cache, kept), len(self.tokens(new_pages))
+                    pages = new_pages
+                    if trace is not None:
+                        trace.append({"step": step, "pages": pages, "scores": None})
+            token_ids = torch.tensor([token])
+            if reads(step):
+                logits, queries = self._forward_capturing(token_ids, cache, position)
+            else:
+                logits = self._forward(token_ids, cache, position, step_call)
+            position += 1
 
     def answer(self, query: str, max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0) -> Answer:
         """Answer ``query`` over the retrieved pages; the answer's context holds the source spans of the

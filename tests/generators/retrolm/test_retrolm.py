@@ -165,3 +165,52 @@ def test_page_trace_figure_marks_the_selected_pages(tiny_lm_path, lm):
     assert [list(map(int, row.nonzero()[0])) for row in grid] == [t["pages"] for t in trace]
     with pytest.raises(ValueError, match="no RetroLM trace"):
         plot_pages(type(answer)("x", Context("q")))
+
+
+def test_static_decode_gives_the_eager_tokens_and_pages(tiny_lm_path, lm, monkeypatch):
+    import ragpress.generators.retrolm.paging as paging
+
+    swaps = []
+    monkeypatch.setattr(paging, "swap_pages", lambda *args: swaps.append(args[2]) or paging_swap(*args))
+    from ragpress.generators.retrolm.static_pages import swap_pages as paging_swap
+
+    doc = Document(TEXT)
+    context = Context(QUERY, (Chunk.of(doc, 0, len(TEXT)),))
+    answers = {}
+    for decode in ("eager", "static"):
+        paged = retro(tiny_lm_path, reselect_every=2, max_new_tokens=12, decode=decode).build(context)
+        trace = []
+        answers[decode] = (list(paged.stream_ids(paged.query_ids(QUERY), 12, trace=trace)), [t["pages"] for t in trace])
+    assert answers["static"] == answers["eager"] and len(answers["eager"][0]) == 12
+    assert len(answers["eager"][1]) > 1 and swaps == answers["static"][1][1:]  # pages were swapped in place
+    with pytest.raises(ValueError, match="decode must be one of"):
+        retro(tiny_lm_path, decode="fast")
+
+
+def test_chunk_attention_is_causal_with_the_chunk_as_the_last_rows():
+    from types import SimpleNamespace
+
+    from ragpress.generators.retrolm.prefill import chunk_causal_sdpa
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(1, 4, 5, 8, generator=g), torch.randn(1, 2, 12, 8, generator=g), torch.randn(1, 2, 12, 8, generator=g)
+    allowed = torch.ones(5, 12, dtype=torch.bool).tril(12 - 5)  # row i sees the cache and the chunk up to itself
+    reference = torch.nn.functional.scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), attn_mask=allowed)
+    out = chunk_causal_sdpa(SimpleNamespace(), q, k, v, None, scaling=8**-0.5)[0]
+    torch.testing.assert_close(out, reference.transpose(1, 2))
+
+
+def test_chunked_prefill_on_the_causal_kernel_equals_one_forward(tiny_lm_path, lm):
+    from ragpress.generators.retrolm import encode_pages
+
+    ids = torch.tensor(lm.encode(TEXT)[:150])
+    lm.model.set_attn_implementation("sdpa")  # the path that switches to chunk_causal_sdpa
+    try:
+        keys, values, _ = encode_pages(lm, ids, 16, offload=True, prefill_tokens=48)
+        assert lm.model.config._attn_implementation == "sdpa"  # restored after the prefill
+    finally:
+        lm.model.set_attn_implementation("eager")
+    full = lm.model(input_ids=ids[None], use_cache=True).past_key_values
+    for layer in range(len(keys)):
+        torch.testing.assert_close(keys[layer], full.layers[layer].keys, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(values[layer], full.layers[layer].values, atol=1e-5, rtol=1e-4)

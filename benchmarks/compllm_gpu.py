@@ -27,6 +27,7 @@ import torch
 from benchmarks._common import llama_8b_config, peak_gib, print_table, random_model, reset_peak, timed
 from ragpress.compressors.compllm import PAPER_RATIO, PAPER_SEGMENT_TOKENS, CompLLMEncoder, concept_embeddings
 from ragpress.compressors.segment_cache import SegmentCache
+from ragpress.core.kv_cache import returned_cache
 
 
 def kv_bytes(cache) -> int:
@@ -37,7 +38,7 @@ def kv_bytes(cache) -> int:
 def prefill(decoder, **inputs) -> tuple[int, int]:
     """First token and KV-cache bytes of one prefill."""
     out = decoder(**inputs, use_cache=True, logits_to_keep=1)
-    return int(out.logits[0, -1].argmax()), kv_bytes(out.past_key_values)
+    return int(out.logits[0, -1].argmax()), kv_bytes(returned_cache(out))
 
 
 def timed_runs(fn, device: torch.device, repeats: int) -> tuple[list[float], float, tuple]:

@@ -28,6 +28,7 @@ import torch
 from transformers import DynamicCache
 
 from benchmarks._common import llama_8b_config, peak_gib, print_table, random_model, reset_peak, timed
+from ragpress.core.kv_cache import cache_argument
 from ragpress.generators.retrolm import PagedContext, RetroLMSettings, encode_pages
 from ragpress.models import CausalLM
 
@@ -36,12 +37,12 @@ from ragpress.models import CausalLM
 def full_decode(lm: CausalLM, cache: DynamicCache, query: torch.Tensor, new: int) -> list[float]:
     """Per-token times of greedy decoding over the whole cache (query first, then ``new`` tokens)."""
     n, times = cache.get_seq_length(), []
-    logits = lm.model(input_ids=query[None], past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    logits = lm.model(input_ids=query[None], use_cache=True, logits_to_keep=1, **cache_argument(lm.model, cache)).logits
 
     def step(logits: torch.Tensor, at: int) -> torch.Tensor:
         token = logits[0, -1].argmax()[None, None]
         position = torch.tensor([[at]], device=lm.device)
-        return lm.model(input_ids=token, past_key_values=cache, position_ids=position, use_cache=True, logits_to_keep=1).logits
+        return lm.model(input_ids=token, position_ids=position, use_cache=True, logits_to_keep=1, **cache_argument(lm.model, cache)).logits
 
     for i in range(new):
         seconds, logits = timed(step, logits, n + len(query) + i, device=lm.device)

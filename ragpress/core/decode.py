@@ -22,10 +22,11 @@ static cache on any device (uncompiled off CUDA: the same tokens, which the test
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
+
+from ragpress.core.kv_cache import cache_argument
 
 DECODE_MODES = ("auto", "eager", "static")
 
@@ -40,12 +41,6 @@ def check_decode(decode: str) -> str:
 def uses_static(decode: str, device: torch.device) -> bool:
     """Whether ``decode`` takes the static path on ``device``."""
     return check_decode(decode) == "static" or (decode == "auto" and device.type == "cuda")
-
-
-def cache_kwarg(model: Any) -> str:
-    """The name the installed transformers gives the cache argument (``cache`` from 5.2x on,
-    ``past_key_values`` before), so neither version warns."""
-    return "cache" if "cache" in inspect.signature(model.get_decoder().forward).parameters else "past_key_values"
 
 
 def gqa_sdpa(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: Any, **kwargs: Any):
@@ -95,7 +90,7 @@ def prefilled_static_cache(model: Any, prompt: torch.Tensor, mask: torch.Tensor,
     given = {"inputs_embeds" if prompt.is_floating_point() else "input_ids": prompt}
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
     dynamic = DynamicCache()
-    model.get_decoder()(**given, attention_mask=mask, position_ids=positions, use_cache=True, **{cache_kwarg(model): dynamic})
+    model.get_decoder()(**given, attention_mask=mask, position_ids=positions, use_cache=True, **cache_argument(model.get_decoder(), dynamic))
     where = {"cache_position": torch.arange(prompt.shape[1], device=prompt.device)}  # older transformers place by it
     for index, layer in enumerate(dynamic.layers):
         cache.update(layer.keys, layer.values, index, where)
@@ -123,4 +118,4 @@ def continue_generate(model: Any, prompt: torch.Tensor, mask: torch.Tensor, cach
     if not isinstance(cache, DynamicCache):
         use_gqa_sdpa(model)
     given = {"inputs_embeds" if prompt.is_floating_point() else "input_ids": prompt}
-    return model.generate(**given, attention_mask=mask, max_new_tokens=max_new_tokens, **{cache_kwarg(model): cache}, **kwargs)
+    return model.generate(**given, attention_mask=mask, max_new_tokens=max_new_tokens, **cache_argument(model, cache), **kwargs)

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,9 @@ class CompLLMEncoder(torch.nn.Module):
         self.ratio, self.eos_id, self.adapters = ratio, eos_id, adapters
         torch.manual_seed(seed)  # LoRA A matrices
         lora = LoraConfig(r=adapters.rank, lora_alpha=adapters.alpha, lora_dropout=0.0, target_modules=adapters.targets)
-        self.peft = get_peft_model(model, lora)
+        with warnings.catch_warnings():  # peft 0.21 reads transformers' deprecated is_gradient_checkpointing
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            self.peft = get_peft_model(model, lora)
         self.lm = self.peft.get_base_model()
         hidden = self.lm.config.get_text_config().hidden_size
         self.proj = torch.nn.Linear(hidden, hidden, device=self.lm.device, dtype=torch.float32)

@@ -50,6 +50,7 @@ from transformers import DynamicCache
 
 from ragpress.core.attention import project_heads, rotary
 from ragpress.core.decode import check_decode, uses_static
+from ragpress.core.kv_cache import cache_argument
 from ragpress.core.lm import CausalLM
 from ragpress.core.prompt import PromptLayout, chat_messages, encode_prompt, render_chat
 from ragpress.core.stage import check_query
@@ -180,7 +181,8 @@ class PagedContext:
         """Last-row logits of ``ids`` fed at context positions ``position, position + 1, ...`` (through
         ``call``, a compiled forward, when given)."""
         positions = torch.arange(position, position + ids.shape[-1], device=self.lm.device)[None]
-        out = (call or self.lm.model)(input_ids=ids.to(self.lm.device)[None], past_key_values=cache, position_ids=positions, use_cache=True, logits_to_keep=1)
+        out = (call or self.lm.model)(input_ids=ids.to(self.lm.device)[None], position_ids=positions, use_cache=True, logits_to_keep=1,
+                                      **cache_argument(self.lm.model, cache))
         return out.logits[0, -1].float()
 
     def query_ids(self, query: str) -> torch.Tensor:

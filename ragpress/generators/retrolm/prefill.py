@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
+from ragpress.core.kv_cache import cache_argument
 from ragpress.core.lm import CausalLM
 
 
@@ -33,7 +34,7 @@ def encode_pages(lm: CausalLM, ids: torch.Tensor, page_size: int, offload: bool,
     decoder = lm.model.get_decoder()
     with causal_chunks(lm.model):
         for start in tqdm(range(0, n, step), desc="RetroLM prefill", disable=n < 16 * step):
-            decoder(input_ids=ids[None, start : start + step].to(lm.device), past_key_values=cache, use_cache=True)
+            decoder(input_ids=ids[None, start : start + step].to(lm.device), use_cache=True, **cache_argument(decoder, cache))
     summaries = torch.stack([page_means(layer.keys[0], page_size) for layer in cache.layers])
     store = "cpu" if offload else lm.device
     keys = [layer.keys.to(store) for layer in cache.layers]

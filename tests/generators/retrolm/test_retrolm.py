@@ -3,6 +3,7 @@ import itertools
 import pytest
 import torch
 
+from ragpress.core.kv_cache import returned_cache
 from ragpress.core.stage import Stage
 from ragpress.core.types import Chunk, Context, Document, check_provenance
 from ragpress.generators.retrolm import RetroLM
@@ -59,7 +60,7 @@ def test_pages_cover_the_context_and_summaries_are_mean_keys(tiny_lm_path, lm):
     layer, (a, b) = 2, spans[3]
     torch.testing.assert_close(paged.summaries[layer, :, 3], paged.keys[layer][0, :, a:b].float().mean(1))
     # Chunked prefill is exact: the paged keys equal one full forward's keys.
-    full = lm.model(input_ids=paged.layout.ids[None], use_cache=True).past_key_values
+    full = returned_cache(lm.model(input_ids=paged.layout.ids[None], use_cache=True))
     torch.testing.assert_close(paged.keys[layer], full.layers[layer].keys, atol=1e-5, rtol=1e-4)
     selected = paged.select(torch.arange(pages, dtype=torch.float))
     assert selected == sorted(selected) and len(selected) == len(paged.fixed_pages) + 2
@@ -210,7 +211,7 @@ def test_chunked_prefill_on_the_causal_kernel_equals_one_forward(tiny_lm_path, l
         assert lm.model.config._attn_implementation == "sdpa"  # restored after the prefill
     finally:
         lm.model.set_attn_implementation("eager")
-    full = lm.model(input_ids=ids[None], use_cache=True).past_key_values
+    full = returned_cache(lm.model(input_ids=ids[None], use_cache=True))
     for layer in range(len(keys)):
         torch.testing.assert_close(keys[layer], full.layers[layer].keys, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(values[layer], full.layers[layer].values, atol=1e-5, rtol=1e-4)

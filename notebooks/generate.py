@@ -21,6 +21,9 @@ HERE = Path(__file__).resolve().parent
 
 SETUP = """\
 import os
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # without ipywidgets, progress bars are text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled models need no model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

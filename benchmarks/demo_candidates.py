@@ -23,13 +23,14 @@ from ragpress.core.bundled import cache_dir
 from ragpress.demo import KEYED, demo_pipeline, load_models, python_reference
 from ragpress.demo.pipeline import EVERYTHING
 
-CANDIDATES = {
-    "budget-384": lambda: BudgetPacker(budget=384),
-    "full": lambda: BudgetPacker(budget=EVERYTHING),
-    "provence": lambda: Provence(),
-    "provence-rerank": lambda: Provence(rerank=True),
-    "provence-rerank-top3": lambda: Provence(rerank=True, top_k=3),
-    "provence-0.5-rerank": lambda: Provence(threshold=0.5, rerank=True),
+CANDIDATES = {  # name: (compressor, the generator's repetition_penalty)
+    "budget-384": lambda: (BudgetPacker(budget=384), 1.2),
+    "budget-384-rp1": lambda: (BudgetPacker(budget=384), 1.0),
+    "full-rp1": lambda: (BudgetPacker(budget=EVERYTHING), 1.0),
+    "provence-rerank": lambda: (Provence(rerank=True), 1.2),
+    "provence-rerank-rp1": lambda: (Provence(rerank=True), 1.0),
+    "provence-0.5-rerank": lambda: (Provence(threshold=0.5, rerank=True), 1.2),
+    "provence-0.5-rerank-rp1": lambda: (Provence(threshold=0.5, rerank=True), 1.0),
 }
 
 
@@ -37,27 +38,30 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--questions", type=int, default=len(KEYED))
     args = parser.parse_args()
-    documents, rows = python_reference(), []
+    documents, rows, keyed = python_reference(), [], KEYED[: args.questions]
     for name in args.candidates.split(","):
-        rag = demo_pipeline(max_new_tokens=args.max_new_tokens, compress=CANDIDATES[name]())
+        compress, penalty = CANDIDATES[name]()
+        rag = demo_pipeline(max_new_tokens=args.max_new_tokens, compress=compress)
+        rag.nodes["answer"].stage.repetition_penalty = penalty
         rag.index(documents, cache=cache_dir() / "demo-index")
         load_s = load_models(rag)
         start = time.perf_counter()
-        results = [rag.run(q.text) for q in KEYED]  # one at a time, as the demo runs them
+        results = [rag.run(q.text) for q in keyed]  # one at a time, as the demo runs them
         seconds = time.perf_counter() - start
-        right = [q.is_answered_by(r.output.text) for q, r in zip(KEYED, results)]
-        found = [any(p.doc_id == q.topic for p in r.output.context.pieces) for q, r in zip(KEYED, results)]
+        right = [q.is_answered_by(r.output.text) for q, r in zip(keyed, results)]
+        found = [any(p.doc_id == q.topic for p in r.output.context.pieces) for q, r in zip(keyed, results)]
         contexts = [r.output.context for r in results]
         stages = {t.name: round(sum(r.trace[i].seconds for r in results), 2) for i, t in enumerate(results[0].trace)}
-        line = {"candidate": name, "right": sum(right), "of": len(KEYED), "per_question": right, "topic_kept": found,
+        line = {"candidate": name, "right": sum(right), "of": len(keyed), "per_question": right, "topic_kept": found,
                 "tokens_retrieved": round(sum(c.tokens_before for c in contexts) / len(contexts)),
                 "tokens_kept": round(sum(c.tokens_after for c in contexts) / len(contexts)),
                 "load_s": round(load_s, 1), "questions_s": round(seconds, 1), "stage_s": stages,
                 "answers": [r.output.text for r in results]}
         print(json.dumps(line), flush=True)
-        rows.append([name, f"{sum(right)}/{len(KEYED)}", f"{sum(right[:3])}/3", f"{sum(found)}/{len(KEYED)}",
-                     line["tokens_retrieved"], line["tokens_kept"], f"{seconds / len(KEYED):.1f}"])
+        rows.append([name, f"{sum(right)}/{len(keyed)}", f"{sum(right[:3])}/3", f"{sum(found)}/{len(keyed)}",
+                     line["tokens_retrieved"], line["tokens_kept"], f"{seconds / len(keyed):.1f}"])
     print_table(["candidate", "right", "right (defaults)", "answer topic kept", "tokens retrieved", "tokens kept", "s / question"], rows)
 
 

@@ -20,6 +20,8 @@ from ragpress.retrievers.fusion import ReciprocalRankFusion
 
 COMPRESSORS = ("provence", "budget")
 EVERYTHING = 10**9  # a budget no retrieved text reaches: BudgetPacker then keeps every chunk
+# Provence's keep threshold: measured on the keyed questions (benchmarks/demo_candidates.py, RESULTS.md)
+THRESHOLD = 0.5
 
 
 def python_reference() -> list[Document]:
@@ -29,22 +31,23 @@ def python_reference() -> list[Document]:
 
 def compressor(name: str = "provence", budget: int = 384) -> Compressor:
     """The demo's compressor: ``provence`` (sentence pruning with the shipped checkpoint, best chunk
-    first) or ``budget`` (whole chunks, best first, while they fit ``budget`` tokens)."""
+    first, at :data:`THRESHOLD`) or ``budget`` (whole chunks, best first, while they fit ``budget`` tokens)."""
     if name == "provence":
-        return Provence(rerank=True)
+        return Provence(threshold=THRESHOLD, rerank=True)
     if name == "budget":
         return BudgetPacker(budget=budget)
     raise ValueError(f"Unknown demo compressor {name!r}; choose one of {', '.join(COMPRESSORS)}.")
 
 
-def demo_pipeline(top_k: int = 8, budget: int = 384, max_new_tokens: int = 64, compress: str | Compressor = "provence") -> Pipeline:
+def demo_pipeline(top_k: int = 8, budget: int = 384, max_new_tokens: int = 48, compress: str | Compressor = "provence") -> Pipeline:
     """Dense and BM25 retrieval fused by reciprocal rank, compressed (``compress``: a name for
     :func:`compressor`, or any compressor), answered locally."""
     rag = Pipeline(chunker=SentenceChunker(unit="paragraph", max_tokens=200))
     rag.add("dense", DenseRetriever(top_k=top_k)).add("bm25", BM25Retriever(top_k=top_k))
     rag.add("fuse", ReciprocalRankFusion(top_k=top_k), after=["dense", "bm25"])
     rag.add("compress", compress if isinstance(compress, Compressor) else compressor(compress, budget), after="fuse")
-    rag.add("answer", TransformersGenerator(max_new_tokens=max_new_tokens, repetition_penalty=1.2), after="compress")
+    # No repetition penalty: it counts the prompt too, so it pushes the model away from the words of its sources.
+    rag.add("answer", TransformersGenerator(max_new_tokens=max_new_tokens), after="compress")
     return rag
 
 

@@ -32,7 +32,7 @@ def prepare(top_k: int, budget: int, max_new_tokens: int, compress: str, say) ->
     return rag, load_s
 
 
-def run_demo(questions: tuple[str, ...] = QUESTIONS, top_k: int = 8, budget: int = 384, max_new_tokens: int = 64,
+def run_demo(questions: tuple[str, ...] = QUESTIONS, top_k: int = 8, budget: int = 384, max_new_tokens: int = 48,
              compress: str = "provence", colour: bool | None = None, out=sys.stdout) -> list:
     """Answer ``questions`` one at a time and print each answer, the retrieved passages with the kept
     text highlighted (ANSI colour when ``out`` is a terminal, ``[[...]]`` otherwise), the tokens
@@ -55,7 +55,7 @@ def run_demo(questions: tuple[str, ...] = QUESTIONS, top_k: int = 8, budget: int
     return results
 
 
-def run_compare(questions: tuple[str, ...] = QUESTIONS, top_k: int = 8, budget: int = 384, max_new_tokens: int = 64,
+def run_compare(questions: tuple[str, ...] = QUESTIONS, top_k: int = 8, budget: int = 384, max_new_tokens: int = 48,
                 compress: str = "provence", width: int = 100, out=sys.stdout) -> list[tuple]:
     """Answer each question twice, with the same retrieval and generator: from the compressed context
     and from every retrieved passage whole; print the two answers side by side with the tokens each

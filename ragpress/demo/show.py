@@ -3,6 +3,7 @@ colour on a terminal, ``[[...]]`` markers otherwise), the token count, and two a
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 
 from ragpress.core.types import Chunk, Context
@@ -63,7 +64,10 @@ def tokens_line(context: Context) -> str:
 def side_by_side(left: tuple[str, str], right: tuple[str, str], width: int = 100) -> str:
     """Two ``(heading, text)`` columns, each wrapped to half of ``width``, separated by ``|``."""
     half = (width - 3) // 2
-    cols = [[*textwrap.wrap(head, half), "-" * half, *textwrap.wrap(" ".join(text.split()), half)] for head, text in (left, right)]
-    rows = max(len(c) for c in cols)
-    cols = [c + [""] * (rows - len(c)) for c in cols]
-    return "\n".join(f"{a.ljust(half)} | {b}".rstrip() for a, b in zip(*cols))
+
+    def rows(texts: list[str]) -> list[tuple[str, str]]:
+        a, b = (textwrap.wrap(" ".join(t.split()), half) for t in texts)
+        return list(itertools.zip_longest(a, b, fillvalue=""))
+
+    table = rows([left[0], right[0]]) + [("-" * half, "-" * half)] + rows([left[1], right[1]])
+    return "\n".join(f"{a.ljust(half)} | {b}".rstrip() for a, b in table)

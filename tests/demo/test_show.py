@@ -46,3 +46,4 @@ def test_side_by_side_wraps_each_column_to_half_the_width():
     assert shown[0].startswith("LEFT head") and shown[0].endswith("| RIGHT head")
     assert all(len(line) <= 60 for line in shown) and len(shown) > 3
     assert all(line.index("|") == shown[0].index("|") for line in shown)
+    assert shown[1].startswith("-" * 28 + " | ") and "a much" in shown[2] and "short answer" in shown[2]

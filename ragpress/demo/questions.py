@@ -32,7 +32,7 @@ KEYED = (
     Question("What exception does a failing assert statement raise?", ("AssertionError",), "assert", ("AttributeError",)),
     Question("What does the nonlocal statement do?", ("enclosing",), "nonlocal"),
     Question("When does the else clause of a for loop run?", ("exhausted", "without a break", "no break", "not terminated by", "StopIteration"), "for"),
-    Question("What does the global statement do?", ("interpreted as global", "global variable", "global scope", "global namespace", "module"), "global"),
+    Question("What does the global statement do?", ("interpreted as global", "global variable", "global namespace"), "global"),
     Question("What does the pass statement do?", ("nothing", "null operation", "placeholder", "no-op"), "pass"),
     Question("Which method is called when normal attribute access fails?", ("__getattr__",), "attribute-access"),
     Question("What exception does division by zero raise?", ("ZeroDivisionError",), "binary"),

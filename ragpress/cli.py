@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="answer questions over the Python language reference with the bundled models")
     demo.add_argument("questions", nargs="*", help="questions to ask (default: three sample questions)")
     demo.add_argument("--top-k", type=int, default=8, help="chunks each retriever returns (default 8)")
-    demo.add_argument("--budget", type=int, default=384, help="token budget of the packed context (default 384)")
+    demo.add_argument("--budget", type=int, default=384, help="token budget of --compressor budget (default 384)")
+    demo.add_argument("--compressor", choices=("provence", "budget"), default="provence",
+                      help="provence: keep the sentences that answer (default); budget: whole chunks while they fit --budget")
+    demo.add_argument("--compare", action="store_true", help="answer each question with and without compression, side by side")
     add_serve_arguments(commands.add_parser("serve", help="serve a pipeline file over HTTP: /query, /compress, /docs"))
     commands.add_parser("stages", help="list the stages and the papers they implement")
     commands.add_parser("train", help="train a trainable method: ragpress train METHOD --help", add_help=False)
@@ -141,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo uses only the bundled models
-        from ragpress.demo import QUESTIONS, run_demo
+        from ragpress.demo import QUESTIONS, run_compare, run_demo
 
-        run_demo(tuple(args.questions) or QUESTIONS, top_k=args.top_k, budget=args.budget)
+        run = run_compare if args.compare else run_demo
+        run(tuple(args.questions) or QUESTIONS, top_k=args.top_k, budget=args.budget, compress=args.compressor)
     elif args.command == "serve":
         try:
             serve(args)

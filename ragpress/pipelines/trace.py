@@ -4,6 +4,7 @@ and the run's result with every stage's output."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from ragpress.core.types import Answer, Chunk, Context
@@ -38,11 +39,15 @@ class Result:
     def seconds(self) -> float:
         return sum(t.seconds for t in self.trace)
 
-    def table(self) -> str:
-        """The trace as a plain-text table."""
+    def table(self, setup: Sequence[tuple[str, float]] = ()) -> str:
+        """The trace as a plain-text table, ending with the run's total. ``setup``: ``(what, seconds)``
+        of one-off work done before the run (loading models), listed first on lines of their own and
+        left out of the stages' times and the total."""
         rows = [("stage", "type", "ms", "items in→out", "tokens in→out")]
+        rows += [(name, "once, before the run", f"{seconds * 1000:.0f}", "", "") for name, seconds in setup]
         for t in self.trace:
             rows.append((t.name, t.stage, f"{t.seconds * 1000:.0f}", f"{t.items_in}→{t.items_out}", t.tokens))
+        rows.append(("total", "", f"{self.seconds * 1000:.0f}", "", ""))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 

@@ -127,3 +127,13 @@ def test_index_cache_is_reused_and_keyed_by_documents_and_settings(rag, tmp_path
     rag.chunker.max_tokens = 16
     assert rag.index(DOCS, cache=tmp_path) == chunks
     assert rag.run("global names").output == first
+
+
+def test_table_lists_setup_on_its_own_lines_and_ends_with_the_run_total(rag):
+    rag.index(DOCS)
+    result = rag.run("What does the with statement call?")
+    lines = result.table(setup=[("load models", 2.5)]).splitlines()
+    assert lines[1].split()[:2] == ["load", "models"] and "2500" in lines[1]
+    assert [line.split()[0] for line in lines[2:-1]] == ["dense", "bm25", "fuse", "pack", "answer"]
+    assert lines[-1].split() == ["total", f"{result.seconds * 1000:.0f}"]
+    assert "load" not in result.table()

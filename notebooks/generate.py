@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 
-SETUP = """\
+OFFLINE = """\
 import os
 import warnings
 
@@ -27,8 +27,8 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # without ipyw
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled models need no model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-import matplotlib.pyplot as plt
 """
+SETUP = OFFLINE + "import matplotlib.pyplot as plt\n"  # for notebooks that draw with matplotlib
 
 PYTHON_REFERENCE = """\
 from pydoc_data.topics import topics  # the Python language reference that ships with Python
@@ -43,7 +43,7 @@ TOUR = [
         "and draw it. Everything runs on CPU with the bundled SmolLM2-135M and MiniLM models, over a dozen "
         "topics of the Python language reference."
     ),
-    new_code_cell(SETUP),
+    new_code_cell(OFFLINE),
     new_code_cell(
         PYTHON_REFERENCE
         + """

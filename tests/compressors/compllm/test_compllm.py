@@ -133,7 +133,7 @@ def test_a_few_training_steps_lower_the_distillation_loss(tiny_lm_path):
     windows = Windows(docs, lm.tokenizer, settings.context_tokens, settings.answer_tokens)
     distiller = Distiller(lm, build_encoder(lm, settings), settings.segment_tokens)
     fixed = windows.sample(8, np.random.default_rng(1))
-    before = float(distiller.loss(fixed)[0])
+    before = float(distiller.loss(fixed)[0].detach())
     logs = list(train_steps(distiller, windows, settings))
     after = float(distiller.loss(fixed)[0])
     assert len(logs) == 8 and after < 0.8 * before

@@ -1,0 +1,15 @@
+"""Evaluation tasks, generated offline and seeded (issue 16, first slice): RULER's synthetic tasks,
+cloze QA over Wikipedia articles, code completion over the standard library, user tasks from JSON
+lines, and their scoring functions.
+
+>>> from ragpress import eval as rpe
+>>> examples = rpe.generate("niah_single", n=2, context_tokens=4096, seed=0)
+>>> rpe.string_match_all("The number is 1234567.", examples[0].answers)
+"""
+
+from ragpress.eval import common_words, niah, variable_tracking  # noqa: F401  (each registers its tasks)
+from ragpress.eval.example import Example
+from ragpress.eval.registry import TASKS, generate, register
+from ragpress.eval.scoring import edit_similarity, exact_match, string_match_all, string_match_any
+
+__all__ = ["TASKS", "Example", "edit_similarity", "exact_match", "generate", "register", "string_match_all", "string_match_any"]

@@ -7,7 +7,7 @@ lines, and their scoring functions.
 >>> rpe.string_match_all("The number is 1234567.", examples[0].answers)
 """
 
-from ragpress.eval import common_words, niah, variable_tracking  # noqa: F401  (each registers its tasks)
+from ragpress.eval import code_completion, common_words, niah, variable_tracking, wiki_cloze  # noqa: F401  (each registers its tasks)
 from ragpress.eval.example import Example
 from ragpress.eval.registry import TASKS, generate, register
 from ragpress.eval.scoring import edit_similarity, exact_match, string_match_all, string_match_any

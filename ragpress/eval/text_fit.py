@@ -41,14 +41,14 @@ def sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?]) ", text) if s]
 
 
-def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int) -> tuple[str, int]:
+def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int) -> tuple[str, int, int]:
     """Call ``build(size)`` from ``size = start`` down until its text has at most ``tokens`` tokens;
-    returns the text and its token count. Each step removes the measured excess (at least 1), so it
+    returns the text, its token count and the size that built it. Each step removes the measured excess (at least 1), so it
     ends a few tokens under the budget at most, in a handful of calls."""
     size = start
     while True:
         text = build(size)
         measured = count_tokens(tokenizer, text)
         if measured <= tokens or size <= 0:
-            return text, measured
+            return text, measured, size
         size -= max(1, measured - tokens)

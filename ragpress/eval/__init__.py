@@ -4,12 +4,14 @@ lines, and their scoring functions.
 
 >>> from ragpress import eval as rpe
 >>> examples = rpe.generate("niah_single", n=2, context_tokens=4096, seed=0)
->>> rpe.string_match_all("The number is 1234567.", examples[0].answers)
+>>> rpe.string_match_all(f"The number is {examples[0].answers[0]}.", examples[0].answers)
+1.0
 """
 
 from ragpress.eval import code_completion, common_words, niah, variable_tracking, wiki_cloze  # noqa: F401  (each registers its tasks)
 from ragpress.eval.example import Example
 from ragpress.eval.registry import TASKS, generate, register
 from ragpress.eval.scoring import edit_similarity, exact_match, string_match_all, string_match_any
+from ragpress.eval.user_tasks import load_jsonl
 
-__all__ = ["TASKS", "Example", "edit_similarity", "exact_match", "generate", "register", "string_match_all", "string_match_any"]
+__all__ = ["TASKS", "Example", "edit_similarity", "exact_match", "generate", "load_jsonl", "register", "string_match_all", "string_match_any"]

@@ -23,7 +23,7 @@ from typing import Any
 
 from ragpress.eval.example import Example
 from ragpress.eval.registry import register
-from ragpress.eval.text_fit import fit
+from ragpress.eval.text_fit import count_tokens, fit
 
 
 @lru_cache(maxsize=1)
@@ -70,13 +70,13 @@ class CodeCompletion:
             source = path.read_text(errors="ignore")
             # code runs 2 to 5 characters a token: skip files that surely cannot fill the budget
             if len(source) >= 2 * context_tokens and (found := holes(source, self.min_lines, self.max_lines)):
+                node, first, end = rng.choice(found)
                 lines = source.splitlines(keepends=True)
-                costs = [len(ids) for ids in tokenizer(lines, add_special_tokens=False)["input_ids"]]
-                if sum(costs) >= context_tokens:
+                if count_tokens(tokenizer, "".join(lines[:first] + lines[end:])) >= context_tokens:
                     break
         else:
             raise ValueError(f"No standard-library file holds {context_tokens} tokens and a function body to hold out; ask for fewer tokens")
-        node, first, end = rng.choice(found)
+        costs = [len(ids) for ids in tokenizer(lines, add_special_tokens=False)["input_ids"]]
         starts = [0, *accumulate(len(line) for line in lines)]
 
         def window(size: int) -> tuple[int, int]:
@@ -97,7 +97,6 @@ class CodeCompletion:
             lo, hi = window(size)
             return "".join(lines[lo:first] + lines[end:hi])
 
-        # lines tokenized one by one cost ~10% more than in one text: start above the budget, fit trims
         context, measured, size = fit(tokenizer, context_tokens, build, context_tokens * 5 // 4)
         lo, hi = window(size)
         header = "".join(lines[node.lineno - 1 : first])

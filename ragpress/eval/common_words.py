@@ -43,7 +43,7 @@ class CommonWords:
             random.Random(f"{order}/{len(items)}").shuffle(items)
             return numbered(items)
 
-        context, measured, _ = fit(tokenizer, context_tokens, build, context_tokens)
+        context, measured, _ = fit(tokenizer, context_tokens, build, context_tokens * 5 // 4)
         return Example(
             id=f"{self.name}/{index}", context=context, answers=tuple(common), task=self.name,
             question=f"What are the {self.common} most common words in the above list?",

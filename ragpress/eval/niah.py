@@ -51,7 +51,7 @@ class Niah:
         def build(size: int) -> str:
             return insert(sentences(prefix_tokens(tokenizer, essay_text(), size)), needles, depths)
 
-        context, measured, _ = fit(tokenizer, context_tokens, build, context_tokens)
+        context, measured, _ = fit(tokenizer, context_tokens, build, context_tokens * 5 // 4)
         answers = tuple(value for key in queried for value in values[key])
         spans = tuple((start, start + len(value)) for value in answers for start in [context.index(f"is: {value}.") + 4])
         return Example(

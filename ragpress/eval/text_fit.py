@@ -3,7 +3,8 @@ tokenizer, and the fit loop every synthetic task shares.
 
 RULER (Hsieh et al. 2024, Sec. 3) grows the haystack until the whole prompt reaches the requested
 length. Here ``context_tokens`` counts the context alone (the question and prompt layout belong to
-the runner), and the haystack is cut at a token boundary rather than grown in steps of 500 words."""
+the runner), the haystack is cut at a token boundary rather than grown in steps of 500 words, and
+the size is searched (:func:`fit`) rather than stepped."""
 
 from __future__ import annotations
 
@@ -41,14 +42,23 @@ def sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?]) ", text) if s]
 
 
-def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int) -> tuple[str, int, int]:
-    """Call ``build(size)`` from ``size = start`` down until its text has at most ``tokens`` tokens;
-    returns the text, its token count and the size that built it. Each step removes the measured excess (at least 1), so it
-    ends a few tokens under the budget at most, in a handful of calls."""
-    size = start
+def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int, close: float = 0.99) -> tuple[str, int, int]:
+    """The text of ``build(size)`` for the largest ``size`` in ``[0, start]`` whose text has at most
+    ``tokens`` tokens, found by proportional guesses kept inside a bisection bracket; stops early
+    once a text reaches ``close * tokens``. Returns the text, its token count and the size.
+    ``start`` should overshoot (the bracket only shrinks), and ``build`` should grow with ``size``."""
+    lo, hi, size = 0, start + 1, start
+    best = None
     while True:
         text = build(size)
         measured = count_tokens(tokenizer, text)
-        if measured <= tokens or size <= 0:
-            return text, measured, size
-        size -= max(1, measured - tokens)
+        if measured <= tokens:
+            lo, best = size, (text, measured, size)
+            if measured >= close * tokens:
+                return best
+        else:
+            hi = size
+        if hi - lo <= 1:
+            return best if best is not None else (build(0), count_tokens(tokenizer, build(0)), 0)
+        guess = size * tokens // max(measured, 1)
+        size = guess if lo < guess < hi else (lo + hi) // 2

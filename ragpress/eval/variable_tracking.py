@@ -55,7 +55,7 @@ class VariableTracking:
                     pieces.insert(slot + offset, line + ".")
             return " ".join(pieces)
 
-        context, measured, _ = fit(tokenizer, context_tokens, build, context_tokens)
+        context, measured, _ = fit(tokenizer, context_tokens, build, context_tokens * 5 // 4)
         answers = tuple(chains[0])
         spans = tuple((start, start + 5) for name in answers for start in [context.index(f"VAR {name} = ") + 4])
         return Example(

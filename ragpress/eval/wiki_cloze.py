@@ -80,7 +80,7 @@ class WikiCloze:
             at = round(where * len(parts))
             return SEPARATOR.join([*parts[:at], target, *parts[at:]])
 
-        context, measured, _ = fit(tokenizer, context_tokens, build, context_tokens)
+        context, measured, _ = fit(tokenizer, context_tokens, build, context_tokens * 5 // 4)
         shift = context.index(target)
         sentence = target[s0:s1]
         return Example(

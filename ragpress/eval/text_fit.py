@@ -47,7 +47,7 @@ def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int, cl
     ``tokens`` tokens, found by proportional guesses kept inside a bisection bracket; stops early
     once a text reaches ``close * tokens``. Returns the text, its token count and the size.
     ``start`` should overshoot (the bracket only shrinks), and ``build`` should grow with ``size``."""
-    lo, hi, size = 0, start + 1, start
+    lo, hi, size = -1, start + 1, start  # sizes in (lo, hi) are untried: 0 is tried before giving up
     best = None
     while True:
         text = build(size)
@@ -59,6 +59,8 @@ def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int, cl
         else:
             hi = size
         if hi - lo <= 1:
-            return best if best is not None else (build(0), count_tokens(tokenizer, build(0)), 0)
+            if best is None:
+                raise ValueError(f"Even the shortest context has {measured} tokens, over the {tokens} asked for; ask for more")
+            return best
         guess = size * tokens // max(measured, 1)
         size = guess if lo < guess < hi else (lo + hi) // 2

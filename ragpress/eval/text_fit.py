@@ -42,11 +42,12 @@ def sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?]) ", text) if s]
 
 
-def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int, close: float = 0.99) -> tuple[str, int, int]:
+def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int, close: float = 0.99, least: float = 0.9) -> tuple[str, int, int]:
     """The text of ``build(size)`` for the largest ``size`` in ``[0, start]`` whose text has at most
     ``tokens`` tokens, found by proportional guesses kept inside a bisection bracket; stops early
     once a text reaches ``close * tokens``. Returns the text, its token count and the size.
-    ``start`` should overshoot (the bracket only shrinks), and ``build`` should grow with ``size``."""
+    ``start`` should overshoot (the bracket only shrinks), and ``build`` should grow with ``size``.
+    A best text under ``least * tokens`` means the source ran out (the essays hold ~139K SmolLM2 tokens): an error."""
     lo, hi, size = -1, start + 1, start  # sizes in (lo, hi) are untried: 0 is tried before giving up
     best = None
     while True:
@@ -61,6 +62,8 @@ def fit(tokenizer: Any, tokens: int, build: Callable[[int], str], start: int, cl
         if hi - lo <= 1:
             if best is None:
                 raise ValueError(f"Even the shortest context has {measured} tokens, over the {tokens} asked for; ask for more")
+            if best[1] < least * tokens:
+                raise ValueError(f"The source text runs out: the longest context holds {best[1]} tokens of the {tokens} asked for; ask for fewer")
             return best
         guess = size * tokens // max(measured, 1)
         size = guess if lo < guess < hi else (lo + hi) // 2

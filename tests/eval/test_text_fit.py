@@ -34,3 +34,8 @@ def test_registering_a_taken_name_and_asking_for_no_examples_fail():
         register("niah_single")(lambda *args: [])
     with pytest.raises(ValueError, match="n >= 1"):
         generate("niah_single", 0)
+
+
+def test_fit_says_so_when_the_source_runs_out():
+    with pytest.raises(ValueError, match="runs out: the longest context holds 100 tokens of the 1000"):
+        fit(words, 1000, lambda size: "w " * min(size, 100), 1250)

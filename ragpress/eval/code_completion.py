@@ -1,5 +1,5 @@
-"""Code completion in LongCodeZip's setting (Shi et al. 2025, Sec. 4.1, long-context code
-completion): a long source file with one function body held out; the model writes the missing
+"""Code completion in LongCodeZip's setting (Shi et al. 2025, its long-context code-completion
+experiments; section numbers not checked here): a long source file with one function body held out; the model writes the missing
 lines, scored by exact match and edit similarity (``ragpress.eval.scoring``).
 
 The files are the standard library's top-level modules (always installed, never downloaded), the

@@ -1,11 +1,11 @@
 """Scores of one prediction against an example's answers.
 
-Text tasks follow RULER's metrics (Hsieh et al. 2024, Sec. 4 and its released ``string_match_all``
+Text tasks follow RULER's metrics (Hsieh et al. 2024; its released scorer's ``string_match_all``
 / ``string_match_part``): case-insensitive substring match of the references in the prediction.
 :func:`string_match_all` (the fraction of references found) scores the needle, variable-tracking and
 common-words tasks, where every answer is required; :func:`string_match_any` (1 if any reference is
 found) scores QA, where the answers are alternatives. Code completion follows LongCodeZip (Shi et
-al. 2025, Sec. 4.1): exact match and edit similarity of the completed lines."""
+al. 2025, code-completion experiments): exact match and edit similarity of the completed lines."""
 
 from __future__ import annotations
 

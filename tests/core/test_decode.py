@@ -116,7 +116,6 @@ def test_real_weights_static_equals_eager_in_float32_and_parts_only_at_bfloat16_
     both paths; in bfloat16 the paths may part only at a step whose two best logits are within two
     bfloat16 steps of each other (rounding of another kernel, not a different computation)."""
     import math
-
     from pydoc_data.topics import topics
 
     from ragpress.core.loaders import load_causal_lm

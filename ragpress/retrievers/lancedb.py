@@ -1,9 +1,14 @@
 """LanceDB retrieval: sentence-transformers embeddings in a LanceDB table, an embedded store on
 disk (no server) that many readers can open and that changes in place: :meth:`add` upserts chunks by
 a stable id, :meth:`delete` drops documents, and ``where`` filters on columns or user metadata
-before ranking. Exact (flat) search below ``ann_threshold`` rows; above it an IVF-PQ index is built
-once, as LanceDB advises for tables of that size, and searched with ``nprobes`` partitions and the
-best ``refine_factor * top_k`` candidates re-ranked on full vectors."""
+before ranking.
+
+Search is exact (flat) below ``ann_threshold`` rows. LanceDB's guide ("Vector Indexing: Do you need
+one?", docs.lancedb.com/indexing/vector-index) finds an index usually unnecessary around 100K rows
+or fewer, and advises IVF_PQ (or IVF_RQ) over HNSW-backed indexes when searches carry ``where``
+filters; so at the threshold (100K by default) an IVF-PQ index is built once with LanceDB's default
+partitions and sub-vectors, and searched with ``nprobes`` partitions, the best
+``refine_factor * top_k`` candidates re-ranked on full vectors."""
 
 from __future__ import annotations
 
@@ -86,7 +91,7 @@ class LanceDBRetriever(Retriever):
         """The ``top_k`` nearest chunks by cosine similarity (the score) among those matching ``where``."""
         condition, table = where_sql(where), self.open_table()
         found = []
-        for vector in self._embed(queries):
+        for vector in self.embed(queries):
             search = table.search(vector).distance_type("cosine").limit(top_k)
             search = search.bypass_vector_index() if self.vector_index == "exact" else search.nprobes(self.nprobes).refine_factor(self.refine_factor)
             rows = (search.where(condition, prefilter=True) if condition else search).to_arrow().to_pylist()
@@ -110,7 +115,7 @@ class LanceDBRetriever(Retriever):
             table.create_index(metric="cosine", index_type="IVF_PQ", vector_column_name="vector")
 
     def _rows(self, chunks: dict[str, Chunk]) -> pa.Table:
-        vectors = self._embed([c.text for c in chunks.values()])
+        vectors = self.embed([c.text for c in chunks.values()])
         columns = {
             "chunk_id": list(chunks),
             "doc_id": [c.doc_id for c in chunks.values()],
@@ -125,7 +130,9 @@ class LanceDBRetriever(Retriever):
         }
         return pa.table(columns, schema=_schema(vectors.shape[1]))
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-length embeddings of ``texts`` (chunks and queries alike); override it to store
+        vectors computed elsewhere (a batch job, a benchmark's synthetic ones)."""
         embedder = load_embedder(self.model, self.device)
         vectors = embedder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)

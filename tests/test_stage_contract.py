@@ -56,6 +56,7 @@ SETTINGS = {  # beyond the bundled-model substitution: what each stage needs to 
     "EDUSelectCompressor": lambda env: {"budget": 60},
     "BudgetPacker": lambda env: {"budget": 200},
     "DenseRetriever": lambda env: {"top_k": 2},
+    "LanceDBRetriever": lambda env: {"top_k": 2, "uri": str(env["scratch"].mktemp("lance"))},  # a fresh store each
     "BM25Retriever": lambda env: {"top_k": 2},
 }
 
@@ -75,7 +76,7 @@ class _OpenAIStub(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def env(tiny_lm_path, tiny_embedder_path, tmp_path_factory):
-    """Paths of the tiny models and checkpoints, and a stub OpenAI-compatible server."""
+    """Paths of the tiny models and checkpoints, a stub OpenAI-compatible server, and where to make scratch folders."""
     from ragpress.compressors.arc_encoder import ArcModel
     from ragpress.compressors.provence.train import train_provence
 
@@ -89,7 +90,7 @@ def env(tiny_lm_path, tiny_embedder_path, tmp_path_factory):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAIStub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield {"smollm2-135m": tiny_lm_path, "minilm-l6": tiny_embedder_path, "arc": str(arc), "provence": str(provence),
-           "server": f"http://127.0.0.1:{server.server_port}/v1"}
+           "server": f"http://127.0.0.1:{server.server_port}/v1", "scratch": tmp_path_factory}
     server.shutdown()
 
 

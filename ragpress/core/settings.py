@@ -3,8 +3,8 @@ its settings, nothing more. This module checks them before a stage is built from
 
 - every setting must be a field of the stage and have its declared type (a file's ``top_k: '5'``
   is refused with the setting's name, not a ``TypeError`` deep in a method);
-- a setting that names code to import, a host to send text to, or an environment variable to read
-  (fields declared with :func:`guarded`) keeps its default unless the caller allows it by name at
+- a setting that names code to import, a host to send text to, an environment variable to read or
+  a place to read and write data (fields declared with :func:`guarded`) keeps its default unless the caller allows it by name at
   load time (``Pipeline.load(path, allow={"base_url"})``) or sets it in Python.
 
 See SECURITY.md for the whole trust model.
@@ -25,6 +25,7 @@ GUARDS = {
     "code": "names Python code to import and call",
     "host": "names a server that receives the retrieved text",
     "secret": "names an environment variable whose value is sent to a server",
+    "path": "names a place (a folder, a bucket) where the stage reads and writes data",
 }
 
 

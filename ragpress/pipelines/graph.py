@@ -154,7 +154,7 @@ class Pipeline:
     def _cache_folder(self, cache: str | Path, documents: list[Document], retriever: Retriever) -> Path:
         digest = hashlib.sha256(json.dumps([self.chunker.to_dict(), retriever.to_dict()], sort_keys=True).encode())
         for doc in documents:
-            digest.update(f"{len(doc.id)}:{doc.id}{len(doc.text)}:".encode() + doc.text.encode())
+            digest.update(f"{len(doc.id)}:{doc.id}{len(doc.text)}:".encode("utf-8", "surrogatepass") + doc.text.encode("utf-8", "surrogatepass"))
         return Path(cache) / f"{type(retriever).__name__}-{digest.hexdigest()[:16]}"
 
     def run(self, query: str) -> Result:

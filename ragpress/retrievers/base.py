@@ -1,8 +1,10 @@
 """Retrievers (``query -> list[Chunk]``) and rerankers (``query, list[Chunk] -> list[Chunk]``).
 
-A retriever is indexed once with :meth:`Retriever.index`, then answers queries; the base class
+A retriever is indexed with :meth:`Retriever.index`, then answers queries; the base class
 checks input and that the index exists, and saves/loads the chunks and settings (JSON) beside the
-method's own index files. Returned chunks carry their retrieval ``score``, best first, and the
+method's own index files. Backends that can change an index in place (a database table) also take
+:meth:`Retriever.add` (upsert), :meth:`Retriever.delete` (by document) and a metadata ``where``
+filter on queries; the others say so when asked. Returned chunks carry their retrieval ``score``, best first, and the
 method's name in ``metadata["method"]``.
 """
 
@@ -11,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ragpress.core.settings import read_json
 from ragpress.core.stage import Stage, check_chunks, check_query
@@ -48,14 +51,30 @@ class Retriever(Stage):
         self.build(chunks)
         self._chunks = chunks
 
-    def run(self, query: str) -> list[Chunk]:
-        return self.run_batch([query])[0]
+    def add(self, chunks: list[Chunk]) -> None:
+        """Add ``chunks`` to the index, each once: a chunk already there (same document, offsets and
+        text) is not added again, so a retried or repeated add changes nothing."""
+        self._check_indexed()
+        self.upsert(check_chunks(chunks))
 
-    def run_batch(self, queries: list[str]) -> list[list[Chunk]]:
-        """The ``top_k`` chunks for each query; methods that encode queries batch them here."""
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        """Remove every chunk of the documents ``doc_ids`` from the index."""
+        if isinstance(doc_ids, str) or not all(isinstance(d, str) for d in doc_ids):
+            raise TypeError(f"delete takes a list of document ids (str), got {doc_ids!r}; wrap one id as [doc_id].")
+        self._check_indexed()
+        self.remove(list(doc_ids))
+
+    def run(self, query: str, *, where: Mapping[str, Any] | None = None) -> list[Chunk]:
+        return self.run_batch([query], where=where)[0]
+
+    def run_batch(self, queries: list[str], *, where: Mapping[str, Any] | None = None) -> list[list[Chunk]]:
+        """The ``top_k`` chunks for each query (among those that match ``where``, for backends that
+        filter); methods that encode queries batch them here."""
         self._check_indexed()
         self.check_top_k()  # settings are plain attributes: checked again where they are used
-        return [self.tag(found) for found in self.search_batch([check_query(q) for q in queries], self.top_k)]
+        queries = [check_query(q) for q in queries]
+        found = self.search_batch(queries, self.top_k) if where is None else self.search_where(queries, self.top_k, where)
+        return [self.tag(chunks) for chunks in found]
 
     def save(self, path: str | Path) -> None:
         """Write the settings, the chunks (JSON lines) and the method's index to folder ``path``, with a
@@ -103,6 +122,24 @@ class Retriever(Stage):
 
     def search_batch(self, queries: list[str], top_k: int) -> list[list[Chunk]]:
         return [self.search(query, top_k) for query in queries]
+
+    def search_where(self, queries: list[str], top_k: int, where: Mapping[str, Any]) -> list[list[Chunk]]:
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot filter by metadata (where=...): drop the filter and filter the chunks it "
+            "returns, or use LanceDBRetriever, whose table filters before ranking."
+        )
+
+    def upsert(self, chunks: list[Chunk]) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot add to an index in place: call .index(chunks) with every chunk to rebuild "
+            "it, or use LanceDBRetriever, which adds and deletes in place."
+        )
+
+    def remove(self, doc_ids: list[str]) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot delete from an index in place: call .index(chunks) with the chunks to keep, "
+            "or use LanceDBRetriever, which adds and deletes in place."
+        )
 
     def save_index(self, path: Path) -> None:
         raise NotImplementedError

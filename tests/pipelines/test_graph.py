@@ -137,3 +137,10 @@ def test_table_lists_setup_on_its_own_lines_and_ends_with_the_run_total(rag):
     assert [line.split()[0] for line in lines[2:-1]] == ["dense", "bm25", "fuse", "pack", "answer"]
     assert lines[-1].split() == ["total", f"{result.seconds * 1000:.0f}"]
     assert "load" not in result.table()
+
+
+def test_index_cache_key_reads_a_lone_surrogate(tmp_path):
+    docs = [Document("Text with a lone surrogate \ud800 inside it, and more words after it.", id="odd")]
+    pipeline = Pipeline(chunker=TokenWindowChunker(size=12, overlap=3)).add("bm25", BM25Retriever(top_k=2))
+    chunks = pipeline.index(docs, cache=tmp_path)
+    assert pipeline.index(docs, cache=tmp_path) == chunks and len(list(tmp_path.iterdir())) == 1

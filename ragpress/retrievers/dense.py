@@ -44,17 +44,17 @@ class DenseRetriever(Retriever):
       (the wiki asks for 30 to 256). k-means is seeded with ``seed``, so a fixed seed gives the
       same index. Supported on GPU.
     - ``"hnsw"``: ``HNSW32``, a graph searched with ``ef_search`` candidates; the wiki's choice when
-      memory is no concern. Needs no training (built 2.5-3x faster than IVF on 2 CPU cores) but
+      memory is no concern. Needs no training (built 2-3x faster than IVF on 2 CPU cores) but
       holds a graph (17% more memory) and has no faiss GPU index (it stays on the CPU). Its graph is built with parallel inserts, so with several threads two
       builds may differ in rare ties; IVF and flat are deterministic.
     - ``"auto"`` (default): flat below ``exact_below`` vectors, IVF from there on. Flat's cost grows
-      with N (100 queries: 0.39 s at 100K vectors, 3.1 s at 300K on 2 CPU cores), while below 50K it
+      with N (100 queries: 0.39 s at 100K vectors, 5.3 s at 1M on 2 CPU cores), while below 50K it
       stays under what embedding the queries costs, so exactness is free there; above it IVF answers
       in tens of ms, is deterministic and runs on GPU, where HNSW does not (benchmarks/RESULTS.md,
       "Approximate dense index").
 
-    Defaults ``nprobe=32`` and ``ef_search=64`` gave recall@10 against flat of 1.000 (IVF) and
-    0.977 to 0.987 (HNSW) on clustered synthetic 384-d vectors at 100K and 300K, and 0.977 (IVF) and
+    Defaults ``nprobe=32`` and ``ef_search=64`` gave recall@10 against flat of 0.999 to 1.000 (IVF)
+    and 0.962 to 0.987 (HNSW) on clustered synthetic 384-d vectors at 100K to 1M, and 0.977 (IVF) and
     0.998 (HNSW) on 6.4K real MiniLM embeddings; raise them for more recall at more latency.
     """
 

@@ -4,9 +4,10 @@ bookkeeping fields a chunk carries in a foreign item's metadata."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ragpress.core.stage import Stage
 from ragpress.core.types import Chunk, Context
@@ -140,3 +141,14 @@ def trace_back(originals: Sequence[Chunk], pieces: Sequence[Chunk]) -> list[int 
             )
         found.append(index)
     return found
+
+
+T = TypeVar("T")
+
+
+async def in_thread(items: Iterator[T]) -> AsyncIterator[T]:
+    """Yield what the blocking iterator ``items`` yields, each step in a worker thread, so the event
+    loop runs other work (other queries) while a model generates."""
+    done = object()
+    while (item := await asyncio.to_thread(next, items, done)) is not done:
+        yield item

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from langchain_core.documents import Document as LCDocument
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from ragpress.core.types import Answer, Chunk, Context
+from ragpress.integrations._common import in_thread
 from ragpress.integrations.langchain.convert import chunk_to_document
 from ragpress.pipelines.graph import Pipeline
 from ragpress.pipelines.trace import Result
-
-T = TypeVar("T")
-_DONE = object()
-
-
-async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-    """The items of a blocking iterator, each computed in a worker thread, yielded as they come:
-    the event loop stays free while a model generates."""
-    iterator = await asyncio.to_thread(make)
-    while (item := await asyncio.to_thread(next, iterator, _DONE)) is not _DONE:
-        yield item
 
 
 class RagpressRunnable(Runnable[str, Any]):
@@ -87,7 +77,8 @@ class RagpressRunnable(Runnable[str, Any]):
 
         async def pieces(queries: AsyncIterator[str]) -> AsyncIterator[str]:
             async for query in queries:
-                async for piece in iterate_in_thread(lambda: self.pipeline.stream(query)):
+                # stream() runs the stages before the generator at once: start it in a thread too
+                async for piece in in_thread(await asyncio.to_thread(self.pipeline.stream, query)):
                     yield piece
 
         async for piece in self._atransform_stream_with_config(_one(input), pieces, config, run_type="chain"):
@@ -106,5 +97,5 @@ class RagpressRunnable(Runnable[str, Any]):
         return [chunk_to_document(p, sources[p.doc_id].metadata if p.doc_id in sources else {}, start_index=True) for p in pieces]
 
 
-async def _one(item: T) -> AsyncIterator[T]:
+async def _one(item: str) -> AsyncIterator[str]:
     yield item

@@ -23,8 +23,8 @@ from pydantic import Field, InstanceOf
 
 from ragpress.core.types import Answer
 from ragpress.generators.base import Generator
+from ragpress.integrations._common import in_thread
 from ragpress.integrations.llama_index.serialize import AsDict
-from ragpress.integrations.llama_index.threads import in_thread
 
 
 def as_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:

@@ -12,8 +12,8 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ragpress.core.types import Answer, Chunk, Context
+from ragpress.integrations._common import in_thread
 from ragpress.integrations.llama_index.nodes import chunk_to_node, document_node
-from ragpress.integrations.llama_index.threads import in_thread
 from ragpress.pipelines.graph import Pipeline
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ragpress.eval.example import Example
-from ragpress.eval.registry import register
+from ragpress.eval.registry import SeededTask, register
 from ragpress.eval.text_fit import count_tokens, fit
 
 
@@ -56,14 +56,10 @@ def holes(source: str, min_lines: int, max_lines: int) -> list[tuple[ast.Functio
 
 
 @dataclass(frozen=True)
-class CodeCompletion:
+class CodeCompletion(SeededTask):
     name: str = "code_completion"
     min_lines: int = 3
     max_lines: int = 25
-
-    def __call__(self, n: int, context_tokens: int, seed: int, tokenizer: Any) -> list[Example]:
-        rng = random.Random(f"{self.name}/{seed}")
-        return [self.example(i, context_tokens, rng, tokenizer) for i in range(n)]
 
     def example(self, index: int, context_tokens: int, rng: random.Random, tokenizer: Any) -> Example:
         for path in rng.sample(stdlib_files(), len(stdlib_files())):

@@ -13,21 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragpress.eval.example import Example
-from ragpress.eval.registry import register
+from ragpress.eval.registry import SeededTask, register
 from ragpress.eval.text_fit import count_tokens, fit
 from ragpress.eval.words import plain_words
 
 
 @dataclass(frozen=True)
-class CommonWords:
+class CommonWords(SeededTask):
     name: str = "common_words"
     common: int = 10
     common_freq: int = 30
     uncommon_freq: int = 3
-
-    def __call__(self, n: int, context_tokens: int, seed: int, tokenizer: Any) -> list[Example]:
-        rng = random.Random(f"{self.name}/{seed}")
-        return [self.example(i, context_tokens, rng, tokenizer) for i in range(n)]
 
     def example(self, index: int, context_tokens: int, rng: random.Random, tokenizer: Any) -> Example:
         words = rng.sample(plain_words(), len(plain_words()))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragpress.eval.example import Example
-from ragpress.eval.registry import register
+from ragpress.eval.registry import SeededTask, register
 from ragpress.eval.text_fit import essay_text, fit, prefix_tokens, sentences
 from ragpress.eval.words import key_word
 
@@ -24,7 +24,7 @@ DEPTHS = [round(i * 100 / 39) for i in range(40)]
 
 
 @dataclass(frozen=True)
-class Niah:
+class Niah(SeededTask):
     """A NIAH variant: ``keys`` needle keys (the others are distractors), ``values`` values per
     key, ``queries`` keys asked about; every queried value is an answer (scored by string_match_all)."""
 
@@ -32,10 +32,6 @@ class Niah:
     keys: int = 1
     values: int = 1
     queries: int = 1
-
-    def __call__(self, n: int, context_tokens: int, seed: int, tokenizer: Any) -> list[Example]:
-        rng = random.Random(f"{self.name}/{seed}")
-        return [self.example(i, context_tokens, rng, tokenizer) for i in range(n)]
 
     def example(self, index: int, context_tokens: int, rng: random.Random, tokenizer: Any) -> Example:
         keys: list[str] = []

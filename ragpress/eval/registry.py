@@ -3,6 +3,7 @@ deterministic for a fixed seed; :func:`generate` resolves a tokenizer name and c
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,20 @@ from ragpress.eval.example import Example
 Task = Callable[[int, int, int, Any], list[Example]]
 TASKS: dict[str, Task] = {}
 DEFAULT_TOKENIZER = "smollm2-135m"
+
+
+class SeededTask:
+    """A task whose examples are drawn one after another from one random stream, seeded by the
+    task's ``name`` and ``seed``; subclasses write :meth:`example`."""
+
+    name: str
+
+    def __call__(self, n: int, context_tokens: int, seed: int, tokenizer: Any) -> list[Example]:
+        rng = random.Random(f"{self.name}/{seed}")
+        return [self.example(i, context_tokens, rng, tokenizer) for i in range(n)]
+
+    def example(self, index: int, context_tokens: int, rng: random.Random, tokenizer: Any) -> Example:
+        raise NotImplementedError
 
 
 def register(name: str) -> Callable[[Task], Task]:

@@ -16,24 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragpress.eval.example import Example
-from ragpress.eval.registry import register
+from ragpress.eval.registry import SeededTask, register
 from ragpress.eval.text_fit import count_tokens, fit
 
 NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
 
 
 @dataclass(frozen=True)
-class VariableTracking:
+class VariableTracking(SeededTask):
     name: str = "variable_tracking"
     chains: int = 1
     hops: int = 4
 
-    def __call__(self, n: int, context_tokens: int, seed: int, tokenizer: Any) -> list[Example]:
-        rng = random.Random(f"{self.name}/{seed}")
+    def example(self, index: int, context_tokens: int, rng: random.Random, tokenizer: Any) -> Example:
         per_noise = count_tokens(tokenizer, NOISE + " ")
-        return [self.example(i, context_tokens, rng, tokenizer, per_noise) for i in range(n)]
-
-    def example(self, index: int, context_tokens: int, rng: random.Random, tokenizer: Any, per_noise: int) -> Example:
         names: list[str] = []
         while len(names) < self.chains * (self.hops + 1):
             name = "".join(rng.choices(string.ascii_uppercase, k=5))

@@ -25,7 +25,7 @@ VECTORS: dict[str, np.ndarray] = {}
 class SyntheticStore(LanceDBRetriever):
     """A LanceDBRetriever whose "embedder" looks vectors up by row or query text."""
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], chunks: bool = False) -> np.ndarray:
         return np.stack([VECTORS[t[0]][int(t[1:])] for t in texts])
 
 

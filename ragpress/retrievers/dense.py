@@ -10,17 +10,16 @@ require("faiss", "sentence_transformers", what="DenseRetriever")
 
 import dataclasses
 import math
-import warnings
 from pathlib import Path
 from typing import ClassVar
 
 import faiss
 import numpy as np
 
-from ragpress.core.loaders import load_embedder
 from ragpress.core.stage import check_chunks
 from ragpress.core.types import Chunk
 from ragpress.retrievers.base import Retriever
+from ragpress.retrievers.embedding import embed_texts
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 HNSW_M = 32  # graph degree: faiss's guidelines use HNSW32 as the default ("M between 4 and 64")
@@ -81,16 +80,8 @@ class DenseRetriever(Retriever):
             raise ValueError(f"seed (for IVF's k-means) must be an int, got {self.seed!r}.")
 
     def build(self, chunks: list[Chunk]) -> None:
-        embedder = load_embedder(self.model, self.device)
-        self._warn_truncation(embedder, chunks)
-        vectors = embedder.encode(
-            [c.text for c in chunks],
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=len(chunks) > self.batch_size,
-        )
-        self._set_index(self._build_index(np.asarray(vectors, dtype=np.float32)))
+        vectors = embed_texts(self.model, self.device, [c.text for c in chunks], self.batch_size, chunks=True)
+        self._set_index(self._build_index(vectors))
 
     def index_vectors(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         """Index ``chunks`` with embeddings computed elsewhere (one row per chunk, normalised here),
@@ -113,8 +104,7 @@ class DenseRetriever(Retriever):
         return self.search_batch([query], top_k)[0]
 
     def search_batch(self, queries: list[str], top_k: int) -> list[list[Chunk]]:
-        vectors = load_embedder(self.model, self.device).encode(queries, normalize_embeddings=True, convert_to_numpy=True)
-        return self.search_vectors(vectors, top_k)
+        return self.search_vectors(embed_texts(self.model, self.device, queries), top_k)
 
     def search_vectors(self, vectors: np.ndarray, top_k: int) -> list[list[Chunk]]:
         """The ``top_k`` chunks (best first, with their cosine scores) for each query embedding."""
@@ -160,16 +150,6 @@ class DenseRetriever(Retriever):
             index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
         self._index = index
 
-    def _warn_truncation(self, embedder, chunks: list[Chunk]) -> None:
-        limit = embedder.max_seq_length
-        lengths = [len(x) for x in embedder.tokenizer([c.text for c in chunks], add_special_tokens=True, verbose=False)["input_ids"]]
-        over = sum(n > limit for n in lengths)
-        if over:
-            warnings.warn(
-                f"{over} of {len(chunks)} chunks are longer than {self.model}'s {limit}-token window and are embedded "
-                f"from their first {limit} tokens only; chunk with max_tokens <= {limit - 2} to embed all text.",
-                stacklevel=3,
-            )
 
 
 def _check_positive(name: str, value) -> None:

@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 from lancedb.expr import col, lit
 
-from ragpress.core.loaders import load_embedder
 from ragpress.core.settings import guarded
 from ragpress.core.stage import check_chunks
 from ragpress.core.types import Chunk
 from ragpress.retrievers.base import Retriever
+from ragpress.retrievers.embedding import embed_texts
 
 COLUMNS = ("chunk_id", "doc_id", "start", "end", "token_count")  # what ``where`` may name, besides ``metadata``
 JSON_GETTERS = {bool: "json_get_bool", int: "json_get_int", float: "json_get_float", str: "json_get_string"}
@@ -115,7 +115,7 @@ class LanceDBRetriever(Retriever):
             table.create_index(metric="cosine", index_type="IVF_PQ", vector_column_name="vector")
 
     def _rows(self, chunks: dict[str, Chunk]) -> pa.Table:
-        vectors = self.embed([c.text for c in chunks.values()])
+        vectors = self.embed([c.text for c in chunks.values()], chunks=True)
         columns = {
             "chunk_id": list(chunks),
             "doc_id": [c.doc_id for c in chunks.values()],
@@ -130,12 +130,11 @@ class LanceDBRetriever(Retriever):
         }
         return pa.table(columns, schema=_schema(vectors.shape[1]))
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit-length embeddings of ``texts`` (chunks and queries alike); override it to store
-        vectors computed elsewhere (a batch job, a benchmark's synthetic ones)."""
-        embedder = load_embedder(self.model, self.device)
-        vectors = embedder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
-        return np.asarray(vectors, dtype=np.float32)
+    def embed(self, texts: list[str], chunks: bool = False) -> np.ndarray:
+        """Unit-length embeddings of ``texts``: queries, or with ``chunks`` the rows to store (see
+        :func:`~ragpress.retrievers.embedding.embed_texts`); override it to store vectors computed
+        elsewhere (a batch job, a benchmark's synthetic ones)."""
+        return embed_texts(self.model, self.device, texts, self.batch_size, chunks)
 
     def _db(self):
         if getattr(self, "_connection", (None,))[0] != self.uri:  # uri is a plain attribute: reconnect if it changed

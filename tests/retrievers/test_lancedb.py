@@ -60,7 +60,7 @@ def test_adding_twice_adds_once_embeds_only_new_chunks_and_finds_them(retriever,
     new = [Chunk.of(extra, 0, len(extra.text), metadata={"lang": "en"})]
     embedded = []
     embed = retriever.embed
-    monkeypatch.setattr(retriever, "embed", lambda texts: embedded.append(list(texts)) or embed(texts))
+    monkeypatch.setattr(retriever, "embed", lambda texts, **kw: embedded.append(list(texts)) or embed(texts, **kw))
     for _ in range(2):
         retriever.add(chunks_of(DOCS) + new + new)
         assert len(retriever.chunks) == 2 * len(DOCS) + 1
@@ -171,3 +171,10 @@ def test_exact_search_ranks_as_the_in_memory_dense_retriever(retriever, tiny_emb
         ours, theirs = lance.run(query), dense.run(query)
         assert [(h.doc_id, h.start) for h in ours] == [(h.doc_id, h.start) for h in theirs]
         assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], abs=1e-5)
+
+
+def test_chunks_longer_than_the_embedder_window_are_named_not_cut_silently(tiny_embedder_path, tmp_path):
+    doc = Document("word " * 400, id="long")
+    store = LanceDBRetriever(uri=str(tmp_path / "store"), model=tiny_embedder_path)
+    with pytest.warns(UserWarning, match="128-token window"):
+        store.index([Chunk.of(doc, 0, len(doc.text))])

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi import HTTPException
 
 from ragpress.compressors.base import Compressor, SoftCompressor
+from ragpress.core.text import tokenizable
 from ragpress.core.types import Answer, Chunk, Context, Document, check_provenance
 from ragpress.pipelines.graph import Pipeline
 from ragpress.pipelines.trace import Result
@@ -23,7 +22,6 @@ from ragpress.serve.schema import (
 )
 
 OUTPUTS = (Answer, Context, list[Chunk])
-SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_servable(pipeline: Pipeline) -> None:
@@ -46,19 +44,14 @@ def query_response(result: Result, served: Served) -> QueryResponse:
     return QueryResponse(
         query=result.query,
         answer=output.text if isinstance(output, Answer) else None,
-        sources=[Source(doc_id=utf8(p.doc_id), start=p.start, end=p.end, text=utf8(p.text), score=p.score) for p in pieces],
+        # lone surrogates as U+FFFD, one character for one: JSON is UTF-8, and the offsets hold
+        sources=[Source(doc_id=tokenizable(p.doc_id), start=p.start, end=p.end, text=tokenizable(p.text), score=p.score) for p in pieces],
         tokens_before=context.tokens_before if context is not None else None,
         tokens_after=context.tokens_after if context is not None else None,
         trace=[StageTiming(name=t.name, stage=t.stage, ms=t.seconds * 1000, items_in=t.items_in, items_out=t.items_out,
                            tokens_in=t.tokens_in, tokens_out=t.tokens_out) for t in result.trace],
         batch=Batch(size=served.batch_size, queued_ms=served.queued_s * 1000),
     )
-
-
-def utf8(text: str) -> str:
-    """``text`` with each lone surrogate (a document read with ``surrogateescape``) as U+FFFD, one
-    character for one so offsets hold: JSON responses are UTF-8, which cannot carry them."""
-    return SURROGATE.sub("\ufffd", text)
 
 
 def compressor(pipeline: Pipeline, name: str | None) -> tuple[str, Compressor]:

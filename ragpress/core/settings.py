@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ragpress.core.errors import UnknownSettingError
+
 GUARDS = {
     "code": "names Python code to import and call",
     "host": "names a server that receives the retrieved text",
@@ -37,9 +39,14 @@ def guarded(default: Any, guard: str, **field_options: Any) -> Any:
     return dataclasses.field(metadata={"guard": guard}, **factory, **field_options)
 
 
+# Other libraries' names for settings that ragpress spells otherwise (``top_k`` counts chunks everywhere).
+OTHER_NAMES = {"top_n": "top_k", "target_token": "budget", "max_tokens": "budget"}
+
+
 def check_settings(cls: type, settings: Mapping[str, Any], allow: Iterable[str] = ()) -> dict[str, Any]:
     """``settings`` for building ``cls`` from a file, checked: known names, declared types, guarded
-    settings left at their defaults unless named in ``allow``. Raises ValueError naming the fix."""
+    settings left at their defaults unless named in ``allow``. Raises ValueError naming the fix
+    (:class:`UnknownSettingError` for a name the stage lacks)."""
     if not isinstance(settings, Mapping):
         raise ValueError(f"The settings of {cls.__name__} must be a mapping of name to value, got {type(settings).__name__}.")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -47,7 +54,9 @@ def check_settings(cls: type, settings: Mapping[str, Any], allow: Iterable[str] 
     allow = set(allow)
     for name, value in settings.items():
         if name not in fields:
-            raise ValueError(f"{cls.__name__} has no setting {name!r}; its settings are {sorted(fields)}.")
+            ours = OTHER_NAMES.get(name)
+            hint = f" (ragpress's name for {name!r} is {ours!r})" if ours in fields else ""
+            raise UnknownSettingError(f"{cls.__name__} has no setting {name!r}{hint}; its settings are {sorted(fields)}.")
         if not matches(value, hints[name]):
             raise ValueError(f"{cls.__name__} setting {name!r} must be {describe(hints[name])}, got {type(value).__name__} {value!r}.")
         field = fields[name]

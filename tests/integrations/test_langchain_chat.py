@@ -87,8 +87,10 @@ def test_one_class_per_method_builds_its_stage_from_settings(tiny_lm_path):
     assert LongCodeZipCompressor(budget=64).stage.budget == 64
     assert EDUSelectCompressor(budget=50).stage.budget == 50
     assert RebelCompressor(top_k=2).stage.top_k == 2 and type(RebelCompressor(top_k=2).stage).__name__ == "RebelReranker"
-    with pytest.raises(TypeError, match=r"ProvenceCompressor has no setting 'top_n' \(ragpress calls 'top_n' 'top_k'\).*threshold"):
-        ProvenceCompressor(top_n=3)
+    with pytest.raises(TypeError, match=r"Provence has no setting 'top_n' \(ragpress's name for 'top_n' is 'top_k'\); its settings are .*threshold"):
+        ProvenceCompressor(top_n=3)  # a TypeError, as for any unknown keyword argument
+    with pytest.raises(ValueError, match="setting 'threshold' must be float"):
+        ProvenceCompressor(threshold="high")
     docs = [LCDocument(page_content=t) for t in ("The with statement calls __exit__.", "Loops repeat.", "Names are global.")]
     packed = BudgetPackerCompressor(budget=12, tokenizer=tiny_lm_path).compress_documents(docs, "with")
     assert packed == RagpressDocumentCompressor(BudgetPacker(budget=12, tokenizer=tiny_lm_path)).compress_documents(docs, "with")

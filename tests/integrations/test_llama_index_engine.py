@@ -155,8 +155,8 @@ def test_one_postprocessor_per_method_built_from_its_settings(tiny_provence_path
     assert (provence.stage.model, provence.stage.threshold, provence.stage.top_k) == (tiny_provence_path, 0.3, 2)
     assert EDUSelectPostprocessor(budget=50).stage == EDUSelectCompressor(budget=50)
     assert RebelPostprocessor(top_k=2, model=tiny_lm_path).stage.top_k == 2
-    with pytest.raises(ValueError, match="Provence has no setting 'top_n'; its settings are .*'top_k'"):
-        ProvencePostprocessor(top_n=2)
+    with pytest.raises(ValueError, match=r"Provence has no setting 'top_n' \(ragpress's name for 'top_n' is 'top_k'\); its settings are .*'top_k'"):
+        ProvencePostprocessor(top_n=2)  # the same check and message as LangChain's ProvenceCompressor
     with pytest.raises(ValueError, match="setting 'budget' must be int"):
         BudgetPackerPostprocessor(budget="many")
 

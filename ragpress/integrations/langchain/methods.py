@@ -5,31 +5,23 @@ importing the adapter does not load torch."""
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from typing import Any, ClassVar
 
+from ragpress.core.stage import Stage
 from ragpress.integrations.langchain.compressor import RagpressDocumentCompressor
-
-# LangChain's names for settings that ragpress spells otherwise (``top_k`` counts chunks everywhere in ragpress).
-_THEIR_NAMES = {"top_n": "top_k", "target_token": "budget", "max_tokens": "budget"}
 
 
 class MethodCompressor(RagpressDocumentCompressor):
     """A :class:`RagpressDocumentCompressor` whose stage, named by :attr:`stage_path`, it builds
-    from keyword settings (the stage's own field names, checked here with a message that lists them)."""
+    from keyword settings: the stage's own field names, checked by name and type as a pipeline
+    file's are (:meth:`Stage.from_dict`; an unknown name raises
+    :class:`~ragpress.core.errors.UnknownSettingError`, a ``TypeError``, with LangChain's spellings
+    such as ``top_n`` pointed to ragpress's)."""
 
     stage_path: ClassVar[str]
 
     def __init__(self, **settings: Any):
-        module, name = self.stage_path.rsplit(".", 1)
-        stage_class = getattr(importlib.import_module(module), name)
-        known = [f.name for f in dataclasses.fields(stage_class) if f.init]
-        unknown = [key for key in settings if key not in known]
-        if unknown:
-            hints = "".join(f" (ragpress calls {key!r} {_THEIR_NAMES[key]!r})" for key in unknown if _THEIR_NAMES.get(key) in known)
-            raise TypeError(f"{type(self).__name__} has no setting {', '.join(map(repr, unknown))}{hints}; {name}'s settings are: {', '.join(known)}.")
-        super().__init__(stage_class(**settings))
+        super().__init__(Stage.from_dict({"type": self.stage_path, "settings": settings}, allow=settings))
 
 
 class ProvenceCompressor(MethodCompressor):

@@ -53,6 +53,13 @@ def check_cover(document: Document, chunks: list[Chunk]) -> None:
             raise RuntimeError(f"Chunking dropped text of document {document.id!r} at offset {i}: {document.text[i:i+40]!r}")
 
 
+def token_counts(tokenizer, texts: list[str]) -> list[int]:
+    """The exact token count of each of ``texts`` (no special tokens), from one batched call."""
+    if not texts:
+        return []
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+
+
 def token_spans(text: str, start: int, end: int, tokenizer, max_tokens: int) -> list[tuple[tuple[int, int], int]]:
     """``text[start:end]`` cut at token boundaries into consecutive pieces of at most ``max_tokens``
     tokens, as ``((start, end), tokens)`` with whitespace at the ends excluded and exact counts; the

@@ -3,7 +3,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragpress.chunkers.base import check_cover
-from ragpress.chunkers.sentence import SentenceChunker, split_paragraphs, split_sentences
+from ragpress.chunkers.sentence import SentenceChunker, rule_sentences, split_paragraphs, split_sentences
 from ragpress.chunkers.token_window import TokenWindowChunker
 from ragpress.core import Document, check_provenance
 from ragpress.demo import python_reference
@@ -61,3 +61,38 @@ def test_blank_document_gives_no_chunks_and_bad_input_is_named():
         SentenceChunker().run("plain string")
     with pytest.raises(ValueError, match="overlap"):
         TokenWindowChunker(size=4, overlap=4)
+
+
+def test_rule_sentences_handle_abbreviations_initials_and_blocks():
+    text = "Dr. Smith met J. R. Doe at 5 p.m. today. He left, e.g. early!  Then:\n\n* a list item\n* another one\nIt ends.Next one here."
+    assert [text[a:b] for a, b in rule_sentences(text)] == [
+        "Dr. Smith met J. R. Doe at 5 p.m. today.", "He left, e.g. early!", "Then:", "* a list item", "* another one\nIt ends.", "Next one here."]
+
+
+@settings(max_examples=40, deadline=None)
+@given(_texts)
+def test_rule_sentences_cover_random_text(text):
+    spans = rule_sentences(text)
+    assert all(a < b <= c for (a, b), (c, _) in zip(spans, spans[1:])) and all(text[a:b] == text[a:b].strip() for a, b in spans)
+    covered = set().union(*(range(a, b) for a, b in spans)) if spans else set()
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_sentence_chunker_splitter_choice(monkeypatch):
+    text = "One sentence here. Another one follows.\n\nA third."
+    calls = []
+    monkeypatch.setattr("ragpress.chunkers.sentence.split_sentences", lambda t, spacy_model: calls.append(t) or rule_sentences(t))
+    rules = SentenceChunker(unit="sentence", max_tokens=5).run([Document(text)])
+    assert [c.text for c in rules] == ["One sentence here.", "Another one follows.", "A third."] and not calls
+    SentenceChunker(unit="sentence", max_tokens=5, splitter="spacy").run([Document(text)])
+    assert calls == [text]
+    with pytest.raises(ValueError, match="splitter"):
+        SentenceChunker(splitter="nltk")
+
+
+def test_token_windows_encode_each_document_once(monkeypatch):
+    tokenizer, calls = load_tokenizer("minilm-l6"), []
+    monkeypatch.setattr(type(tokenizer), "__call__", lambda self, *a, _call=type(tokenizer).__call__, **k: calls.append(1) or _call(self, *a, **k))
+    docs = python_reference()[:3]
+    chunks = TokenWindowChunker(size=64, overlap=8).run(docs)
+    assert len(chunks) > 10 and len(calls) == 3  # offsets from one encode per document, no window re-encoded

@@ -6,6 +6,8 @@ import textwrap
 import pytest
 
 from ragpress.chunkers.code import CodeChunker, load_parser
+from ragpress.chunkers.code.partition import SLACK
+from ragpress.core.loaders import load_tokenizer
 from ragpress.core.types import Document
 
 MUMPS = "".join(
@@ -42,7 +44,7 @@ def check_chunks(doc, chunks, max_tokens):
 @pytest.mark.parametrize("module", [textwrap, json.decoder, inspect])
 def test_stdlib_modules_are_covered_by_units(module, tiny_lm_path):
     doc = Document(inspect.getsource(module), metadata={"path": module.__file__})
-    chunker = CodeChunker(max_tokens=512, model=tiny_lm_path)
+    chunker = CodeChunker(max_tokens=512, model=tiny_lm_path, pack=False)  # one unit per chunk (packing: below)
     fake_llm(chunker, ["no idea"])
     chunks = chunker.run([doc])
     check_chunks(doc, chunks, 512)
@@ -55,9 +57,9 @@ def test_stdlib_modules_are_covered_by_units(module, tiny_lm_path):
 
 def test_classes_over_budget_split_into_methods(tiny_lm_path):
     doc = Document(inspect.getsource(textwrap), metadata={"language": "python"})
-    whole = CodeChunker(max_tokens=4096, model=tiny_lm_path).run([doc])
+    whole = CodeChunker(max_tokens=4096, model=tiny_lm_path, pack=False).run([doc])
     assert [c.metadata["name"] for c in whole if c.metadata["kind"] == "class"] == ["TextWrapper"]
-    split = CodeChunker(max_tokens=300, model=tiny_lm_path)
+    split = CodeChunker(max_tokens=300, model=tiny_lm_path, pack=False)
     fake_llm(split, [""])
     chunks = split.run([doc])
     methods = {c.metadata["name"] for c in chunks if c.metadata["kind"] == "method"}
@@ -105,14 +107,33 @@ def test_malformed_partition_answers_are_repaired_or_fall_back(reply, tiny_lm_pa
 
 def test_grammar_mapping_and_bad_settings(tiny_lm_path):
     doc = Document("import os\n\n\ndef f():\n    return os.sep\n", metadata={"language": "py3"})
-    chunks = CodeChunker(grammars={"py3": "tree_sitter_python"}, model=tiny_lm_path).run([doc])
+    chunks = CodeChunker(grammars={"py3": "tree_sitter_python"}, model=tiny_lm_path, pack=False).run([doc])
     assert [(c.metadata["kind"], c.metadata["name"]) for c in chunks] == [("statements", ""), ("function", "f")]
+    packed = CodeChunker(grammars={"py3": "tree_sitter_python"}, model=tiny_lm_path).run([doc])
+    assert [(c.metadata["kind"], c.metadata["names"], c.text) for c in packed] == [("units", ["f"], doc.text.rstrip("\n") + "\n")]
     with pytest.raises(ValueError, match="set CodeChunker\\(language=...\\)"):
         CodeChunker().run([Document("x = 1\n")])
     with pytest.raises(ValueError, match="has no function 'nope'"):
         CodeChunker(grammars={"py4": "tree_sitter_python:nope"}).run([Document("x = 1\n", metadata={"language": "py4"})])
     with pytest.raises(ValueError, match="at least 8"):
         CodeChunker(max_tokens=2)
+
+
+@pytest.mark.parametrize("module", [textwrap, inspect])
+def test_units_are_packed_up_to_the_limit_with_exact_counts(module, tiny_lm_path):
+    doc = Document(inspect.getsource(module), metadata={"language": "python"})
+    chunker, unpacked = CodeChunker(max_tokens=256, model=tiny_lm_path), CodeChunker(max_tokens=256, model=tiny_lm_path, pack=False)
+    fake_llm(chunker, [""]), fake_llm(unpacked, [""])
+    chunks, units = chunker.run([doc]), unpacked.run([doc])
+    check_chunks(doc, chunks, 256)
+    tokenizer = load_tokenizer(chunker.tokenizer)
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    assert all(c.token_count == count(c.text) for c in chunks)  # exact, though decided from one pass over the file
+    assert len(chunks) < len(units) and sum(c.token_count < 25 for c in chunks) < sum(c.token_count < 25 for c in units)
+    for a, b in itertools.pairwise(chunks):  # neighbours that could be joined do not fit together
+        if a.metadata["split"] == "unit" and b.metadata["part"] == 0:
+            assert count(doc.text[a.start : b.end]) > 256 - SLACK - 2
+    assert {c.metadata["name"] for c in units if c.metadata["name"]} <= {n for c in chunks for n in c.metadata["names"]}
 
 
 @pytest.mark.integration

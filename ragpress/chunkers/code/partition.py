@@ -1,18 +1,27 @@
 """Cutting one code file into chunks within a token limit: units first, then LLM partition points,
 then statement boundaries, fixed windows of lines and, for a line longer than the limit, token
-boundaries (steps 1-2 of :mod:`ragpress.chunkers.code.stage`)."""
+boundaries (steps 1-2 of :mod:`ragpress.chunkers.code.stage`); then neighbouring pieces packed
+together up to the limit (step 3).
+
+Speed: the file is tokenized once, with offsets; a row range's count for every decision is the
+number of its tokens in that pass (:meth:`CodeFile.estimate`). A piece tokenized alone can differ by
+a token or two at its edges, so decisions keep :data:`SLACK` tokens spare, and the final chunks are
+counted exactly in one batch: a chunk still over the limit (rare) is unpacked or cut again with exact
+counts, so every token count is exact and every chunk within the limit."""
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 from tqdm.auto import tqdm
 
-from ragpress.chunkers.base import token_spans
+from ragpress.chunkers.base import token_counts, token_spans
 from ragpress.chunkers.code.grammar import find_units
 from ragpress.core.loaders import load_causal_lm, load_tokenizer
 from ragpress.core.types import Chunk, Document
@@ -26,6 +35,7 @@ _PROMPT = (
     "so that every chunk is one logical unit (a routine, a label block, a section) wherever possible. "
     "Reply only with the line numbers where new chunks begin, separated by commas.\n\n{code}"
 )
+SLACK = 4  # tokens kept spare when deciding by the whole-file count (a piece alone counts a token or two more)
 
 
 
@@ -37,8 +47,10 @@ class CodeFile:
         self.text = _LONE_CR.sub("\n", document.text)  # rows as tree-sitter counts them; same length, same offsets
         self.offsets = [m.start() for m in re.finditer(r"[^\n]*\n|[^\n]+$", self.text)] + [len(self.text)]
         self.lines = [document.text[a:b] for a, b in zip(self.offsets, self.offsets[1:])]
-        counts = [len(ids) for ids in self.tokenizer(self.lines, add_special_tokens=False)["input_ids"]] if self.lines else []
-        self.cum = list(itertools.accumulate(counts, initial=0))
+        starts = [a for a, _ in self.tokenizer(document.text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]]
+        rows = np.searchsorted(self.offsets, np.asarray(starts, dtype=np.int64), side="right") - 1
+        self.cum = [0, *itertools.accumulate(np.bincount(rows.clip(0), minlength=len(self.lines))[: len(self.lines)].tolist())]
+        self.exact = False  # True while a piece found over the limit is cut again with exact counts
         self.depth: dict[int, int] = {}
         self.chunks: list[Chunk] = []
         self._tokens: dict[tuple[int, int], int] = {}
@@ -56,13 +68,15 @@ class CodeFile:
         return self._tokens[(a, b)]
 
     def estimate(self, a: int, b: int) -> int:
-        """Rows ``a:b``'s tokens as the sum of their lines' (close: tokens merge across line ends)."""
+        """Rows ``a:b``'s tokens in the file's one tokenization (those that start in these rows)."""
         return self.cum[b] - self.cum[a]
 
     def within(self, a: int, b: int, limit: int) -> bool:
-        """Rows ``a:b`` hold at most ``limit`` tokens, counted exactly; rows whose estimate is far
-        over (more than twice, plus slack) are refused uncounted, so no call tokenizes a large
-        remainder and chunking stays linear in the file's size."""
+        """Rows ``a:b`` hold at most ``limit`` tokens: by the estimate with :data:`SLACK` spare, or
+        in exact mode counted exactly, where rows whose estimate is far over (more than twice, plus
+        slack) are refused uncounted, so no call tokenizes a large remainder."""
+        if not self.exact:
+            return self.estimate(a, b) + SLACK <= limit
         return self.estimate(a, b) <= 2 * limit + 32 and self.tokens(a, b) <= limit
 
     def fits(self, a: int, b: int) -> bool:
@@ -83,7 +97,7 @@ class CodeFile:
     def index_depths(self, root) -> None:
         """Shallowest depth of a named node that starts each row at its first non-blank column
         (containers such as a block, which start where their first statement does, do not count).
-        Walked with a stack: one long expression nests deeper than Python's recursion limit."""
+        Nodes within one row are not entered, so the walk visits lines, not tokens. Walked with a stack: one long expression nests deeper than Python's recursion limit."""
         stack = [(root, 0)]
         while stack:
             node, depth = stack.pop()
@@ -91,7 +105,8 @@ class CodeFile:
             container = node.named_child_count and node.named_children[0].start_point == node.start_point
             if not container and row < len(self.lines) and column == len(self.lines[row]) - len(self.lines[row].lstrip()):
                 self.depth[row] = min(self.depth.get(row, depth), depth)
-            stack.extend((child, depth + 1) for child in node.named_children)
+            if node.end_point.row > row:  # a one-row node's descendants cannot start its row shallower
+                stack.extend((child, depth + 1) for child in node.named_children)
 
     def units(self, node, first: int, last: int, parent: str, parent_kind: str = "") -> None:
         """Chunks for rows ``first:last`` of ``node``: its units, and the code between them."""
@@ -123,8 +138,8 @@ class CodeFile:
         for part, (x, y, split) in enumerate(p for p in pieces if p[0] < p[1]):
             meta = {"language": self.language, "kind": kind, "name": name, "parent": parent, "split": split,
                     "start_line": x + 1, "end_line": y, "part": part}  # fmt: skip
-            if self.fits(x, y):
-                self.chunks.append(Chunk.of(self.document, self.offsets[x], self.offsets[y], token_count=self.tokens(x, y), metadata=meta))
+            if self.fits(x, y):  # counted exactly in finish()
+                self.chunks.append(Chunk.of(self.document, self.offsets[x], self.offsets[y], metadata=meta))
             else:  # one line over the limit: cut it at token boundaries
                 self.chunks += [Chunk.of(self.document, *span, token_count=count, metadata=meta | {"split": "tokens"})
                                 for span, count in token_spans(self.document.text, self.offsets[x], self.offsets[y], self.tokenizer,
@@ -189,3 +204,57 @@ class CodeFile:
         rows = range(a + 1, b + 1)
         lo = self.last_within(a, rows, limit)
         return rows[lo - 1] if lo else a + 1
+
+    def finish(self) -> list[Chunk]:
+        """The chunks, packed (``settings.pack``) and counted exactly in one batch; a chunk over
+        the limit is unpacked, or a single piece cut again in exact mode."""
+        groups = self.pack(self.chunks) if self.settings.pack else [[c] for c in self.chunks]
+        texts = [self.document.text[g[0].start : g[-1].end] for g in groups]
+        out = []
+        for group, count in zip(groups, token_counts(self.tokenizer, texts)):
+            if count <= self.settings.max_tokens:
+                out.append(_merged(self.document, group, count))
+            elif len(group) > 1:
+                out += [c for piece in group for c in self.recount(piece)]
+            else:
+                out += self.recount(group[0])
+        return out
+
+    def recount(self, piece: Chunk) -> list[Chunk]:
+        """``piece`` with its exact count, cut again with exact counts if it is over the limit."""
+        if piece.token_count is not None:
+            return [piece]
+        a, b, meta = piece.metadata["start_line"] - 1, piece.metadata["end_line"], piece.metadata
+        if self.tokens(a, b) <= self.settings.max_tokens:
+            return [dataclasses.replace(piece, token_count=self.tokens(a, b))]
+        kept, self.chunks, self.exact = self.chunks, [], True
+        self.add(a, b, meta["kind"], meta["name"], meta["parent"])
+        cut, self.chunks, self.exact = self.chunks, kept, False
+        return [c if c.token_count is not None else dataclasses.replace(c, token_count=self.tokens(c.metadata["start_line"] - 1, c.metadata["end_line"])) for c in cut]
+
+    def pack(self, pieces: list[Chunk]) -> list[list[Chunk]]:
+        """Neighbouring pieces grouped greedily while the group fits (paper Sec. "Structure-Based",
+        multiple modules per chunk): only across unit boundaries, never inside a partitioned unit
+        nor with a piece cut at token boundaries."""
+        groups: list[list[Chunk]] = []
+        for piece in pieces:
+            last = groups[-1][-1] if groups else None
+            if (last is not None and last.token_count is None and piece.token_count is None and last.metadata["split"] == "unit"
+                    and piece.metadata["part"] == 0 and self.fits(groups[-1][0].metadata["start_line"] - 1, piece.metadata["end_line"])):
+                groups[-1].append(piece)
+            else:
+                groups.append([piece])
+        return groups
+
+
+def _merged(document: Document, group: list[Chunk], count: int) -> Chunk:
+    """One chunk for the consecutive pieces of ``group``; a packed one has ``kind="units"``, the
+    names of its units in ``names`` and the common parent, if any."""
+    first, last = group[0].metadata, group[-1].metadata
+    names = [c.metadata["name"] for c in group if c.metadata["name"]]
+    meta = dict(first, names=names, end_line=last["end_line"], split=last["split"])
+    if len(group) > 1:
+        parents = {c.metadata["parent"] for c in group}
+        meta |= {"kind": "units", "name": "", "parent": parents.pop() if len(parents) == 1 else ""}
+    return Chunk.of(document, group[0].start, group[-1].end, token_count=count, metadata=meta)
+

@@ -60,6 +60,7 @@ class CodeChunker(Chunker):
     max_tokens: int = 1024
     model: str = "smollm2-135m"
     tokenizer: str = "smollm2-135m"
+    pack: bool = True
     grammars: dict[str, str] = guarded(dict, "code")  # a pipeline file may not set it (ragpress.core.settings)
 
     def __post_init__(self):
@@ -92,4 +93,4 @@ class CodeChunker(Chunker):
             tree = parser.parse(job.text.encode("utf-8", "surrogatepass"))
             job.index_depths(tree.root_node)
             job.units(tree.root_node, 0, len(job.lines), "")
-        return job.chunks
+        return job.finish()

@@ -16,3 +16,39 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) 
     if dtype is None:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def forward_bytes_per_token(config, logits: bool) -> int:
+    """About how many bytes of activations one token of a forward pass holds at its peak: the
+    float logits and their log-softmax when ``logits`` (they dominate for small models with large
+    vocabularies), plus the widest layer's activations."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden = int(getattr(config, "hidden_size", 1024))
+    wide = int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
+    return (12 * int(getattr(config, "vocab_size", 32000)) if logits else 0) + 8 * (hidden + wide)
+
+
+def token_budget(device: torch.device, bytes_per_token: int, cpu_tokens: int = 8192) -> int:
+    """Tokens (rows times padded width) one batched forward may hold: ``cpu_tokens`` on the CPU
+    (sized so a forward stays within a few GiB of a 24 GiB host), and on a GPU as many as 40% of its
+    free memory holds at ``bytes_per_token`` (at least ``cpu_tokens``). Stages use it when their
+    ``batch_size`` is ``None``."""
+    if device.type != "cuda":
+        return cpu_tokens
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(cpu_tokens, int(0.4 * free) // max(bytes_per_token, 1))
+
+
+def length_batches(lengths: list[int], tokens: int, most_rows: int | None = None) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into batches, shortest first, so that each batch's rows times
+    its longest row stay within ``tokens`` (a row longer than that goes alone) and it holds at most
+    ``most_rows`` rows: length-sorted batches waste little on padding."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        group = batches[-1] if batches else None
+        full = group is None or (len(group) + 1) * lengths[i] > tokens or (most_rows is not None and len(group) >= most_rows)
+        if full:
+            batches.append([i])
+        else:
+            group.append(i)
+    return batches

@@ -1,7 +1,8 @@
 """Chunkers: ``list[Document] -> list[Chunk]``.
 
 The base class validates input, runs the method's :meth:`Chunker.chunk` on each document with a
-progress bar (or its :meth:`Chunker.chunk_batch` on all of them, for methods that batch across documents), checks that the chunks of a document cover all of its text (nothing dropped
+progress bar (or its :meth:`Chunker.chunk_batch` on all of them, for methods that batch model calls
+across documents), checks that the chunks of a document cover all of its text (nothing dropped
 silently) and that every chunk is an exact span of its source, and tags each chunk with the method.
 """
 

@@ -85,7 +85,7 @@ class CausalLM:
             rows.append((head, tail) if head else (tail[:1], tail[1:]))
         lengths = [len(h) + len(t) for h, t in rows]
         if batch_size is None:
-            tokens = token_budget(self.device, forward_bytes_per_token(self.model.config, logits=False))
+            tokens = token_budget(self.device, forward_bytes_per_token(self.model.config, logits=True))
             batches = length_batches(lengths, tokens)
         else:
             batches = length_batches(lengths, tokens=sys.maxsize, most_rows=batch_size)

@@ -39,14 +39,36 @@ def token_budget(device: torch.device, bytes_per_token: int, cpu_tokens: int = 8
     return max(cpu_tokens, int(0.4 * free) // max(bytes_per_token, 1))
 
 
-def length_batches(lengths: list[int], tokens: int, most_rows: int | None = None) -> list[list[int]]:
+def attention_budget(device: torch.device, config, cpu_pairs: int = 2**25) -> int:
+    """Query-key pairs (rows times queries times keys) one batched forward may hold: attention with
+    a padding mask can fall back to materialising its scores, which then grow with the square of
+    the width, so long rows need a bound of their own. ``cpu_pairs`` on the CPU (two 4096-token
+    windows); on a GPU 20% of its free memory at about 8 bytes per pair and head."""
+    if device.type != "cuda":
+        return cpu_pairs
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(cpu_pairs, int(0.2 * free) // (8 * int(getattr(config, "num_attention_heads", 16))))
+
+
+def length_batches(
+    lengths: list[int], tokens: int, most_rows: int | None = None, pairs: int | None = None, reach: list[int] | None = None
+) -> list[list[int]]:
     """Indices of ``lengths`` grouped into batches, shortest first, so that each batch's rows times
-    its longest row stay within ``tokens`` (a row longer than that goes alone) and it holds at most
-    ``most_rows`` rows: length-sorted batches waste little on padding."""
+    its longest row stay within ``tokens``, rows times longest row times longest ``reach`` (keys a
+    row attends to; default its length) within ``pairs``, and rows within ``most_rows``; a row
+    over a bound goes alone. Length-sorted batches waste little on padding."""
+    reach = reach or lengths
     batches: list[list[int]] = []
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
         group = batches[-1] if batches else None
-        full = group is None or (len(group) + 1) * lengths[i] > tokens or (most_rows is not None and len(group) >= most_rows)
+        rows = len(group) + 1 if group else 1
+        full = (
+            group is None
+            or rows * lengths[i] > tokens
+            or (most_rows is not None and rows > most_rows)
+            or (pairs is not None and rows * lengths[i] * max(reach[i], *(reach[j] for j in group)) > pairs)
+        )
         if full:
             batches.append([i])
         else:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ragpress.core.decode import check_decode, static_generate, uses_static
-from ragpress.core.device import forward_bytes_per_token, length_batches, token_budget
+from ragpress.core.device import attention_budget, forward_bytes_per_token, length_batches, token_budget
 from ragpress.core.prompt import content_spans, encode_prompt, render_chat
 
 _SAMPLING = threading.Lock()
@@ -86,7 +86,7 @@ class CausalLM:
         lengths = [len(h) + len(t) for h, t in rows]
         if batch_size is None:
             tokens = token_budget(self.device, forward_bytes_per_token(self.model.config, logits=True))
-            batches = length_batches(lengths, tokens)
+            batches = length_batches(lengths, tokens, pairs=attention_budget(self.device, self.model.config))
         else:
             batches = length_batches(lengths, tokens=sys.maxsize, most_rows=batch_size)
         out: list[torch.Tensor] = [torch.zeros(0)] * len(rows)

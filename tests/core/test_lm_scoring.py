@@ -32,5 +32,8 @@ def test_length_batches_sort_and_respect_the_token_budget():
     assert all(len(b) * max(lengths[i] for i in b) <= 100 or len(b) == 1 for b in batches)
     assert batches[0] == [0, 3, 2, 4] or batches[0][:3] == [0, 3, 2]  # shortest first
     assert length_batches(lengths, tokens=10**9, most_rows=2) == [[0, 3], [2, 4], [1, 5]]
+    # the attention bound: rows x longest x longest reach (scores that a masked attention may materialise)
+    assert length_batches(lengths, tokens=10**9, pairs=3 * 50 * 50) == [[0, 3, 2], [4, 1], [5]]
+    assert length_batches([10] * 4, tokens=10**9, pairs=2 * 10 * 100, reach=[100] * 4) == [[0, 1], [2, 3]]
     with pytest.raises(TypeError):
         length_batches(lengths)

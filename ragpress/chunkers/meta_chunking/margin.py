@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from ragpress.core.device import forward_bytes_per_token, length_batches, token_budget
+from ragpress.core.device import attention_budget, forward_bytes_per_token, length_batches, token_budget
 from ragpress.core.lm import CausalLM
 
 SYSTEM = "You are a helpful assistant."
@@ -44,7 +44,8 @@ def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]], batch_size: in
         question = QUESTION.format(joint=joint, first=first, second=second)
         rows.append(lm.chat_ids([{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])[0])
     if batch_size is None:
-        batches = length_batches([len(row) for row in rows], token_budget(lm.device, forward_bytes_per_token(lm.model.config, logits=False)))
+        tokens = token_budget(lm.device, forward_bytes_per_token(lm.model.config, logits=False))
+        batches = length_batches([len(row) for row in rows], tokens, pairs=attention_budget(lm.device, lm.model.config))
     else:
         batches = length_batches([len(row) for row in rows], sys.maxsize, most_rows=batch_size)
     margins = torch.empty(len(rows), device=lm.device)

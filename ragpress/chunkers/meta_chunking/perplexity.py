@@ -37,10 +37,11 @@ def token_nll(lm: CausalLM, ids: Sequence[int], window: int, max_context: int) -
 
 @torch.inference_mode()
 def token_nll_batch(
-    lm: CausalLM, id_lists: Sequence[Sequence[int]], window: int, max_context: int, tokens: int
+    lm: CausalLM, id_lists: Sequence[Sequence[int]], window: int, max_context: int, tokens: int, pairs: int | None = None
 ) -> list[torch.Tensor]:
     """:func:`token_nll` of many texts, batched across texts: texts sorted by length go in groups of
-    at most ``tokens`` tokens per forward (rows times the longest first window), and each group
+    at most ``tokens`` tokens per forward (rows times the longest first window) and ``pairs``
+    query-key pairs (rows times window times the context a window attends to), and each group
     moves window by window, its rows reusing their own KV caches, until its last text ends."""
     if window >= max_context:
         raise ValueError(f"window ({window}) must be smaller than max_context ({max_context}).")
@@ -51,7 +52,9 @@ def token_nll_batch(
             "cannot be scored with a sliding cache. Use a RoPE model (e.g. 'smollm2-135m') or a shorter text."
         )
     out: list[torch.Tensor] = [torch.zeros(0)] * len(id_lists)
-    groups = length_batches([min(len(ids), window) for ids in id_lists], tokens)
+    groups = length_batches(
+        [min(len(ids), window) for ids in id_lists], tokens, pairs=pairs, reach=[min(len(ids), max_context) for ids in id_lists]
+    )
     for group in tqdm(groups, desc="perplexity batches", disable=len(groups) < 4, leave=False):
         for i, nll in zip(group, _group_nll(lm, [id_lists[i] for i in group], window, max_context)):
             out[i] = nll
@@ -119,7 +122,7 @@ def sentence_nll(
 
 def sentence_nll_batch(
     lm: CausalLM, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], window: int = 4096,
-    max_context: int = 9000, tokens: int = 4096,
+    max_context: int = 9000, tokens: int = 4096, pairs: int | None = None,
 ) -> list[list[float]]:
     """:func:`sentence_nll` of many texts, their windows batched across texts up to ``tokens`` tokens
     per forward (:func:`token_nll_batch`); each text's values equal its own :func:`sentence_nll`."""
@@ -132,7 +135,7 @@ def sentence_nll_batch(
         token_lists.append(lm.tokenizer([text[cut:end] for cut, (_, end) in zip(cuts, sentences)], add_special_tokens=False)["input_ids"])
     context = min(max_context, lm.max_length)
     ids = [[token for tokens in sentence_tokens for token in tokens] for sentence_tokens in token_lists]
-    nlls = token_nll_batch(lm, ids, min(window, context // 2), context, tokens)
+    nlls = token_nll_batch(lm, ids, min(window, context // 2), context, tokens, pairs)
     return [_sentence_means(nll.tolist(), sentence_tokens) for nll, sentence_tokens in zip(nlls, token_lists)]
 
 

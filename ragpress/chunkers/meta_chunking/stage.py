@@ -67,7 +67,7 @@ from ragpress.chunkers.base import Chunker
 from ragpress.chunkers.meta_chunking.margin import MarginWalk, keep_margins
 from ragpress.chunkers.meta_chunking.perplexity import sentence_nll, sentence_nll_batch
 from ragpress.chunkers.sentence import split_sentences
-from ragpress.core.device import forward_bytes_per_token, token_budget
+from ragpress.core.device import attention_budget, forward_bytes_per_token, token_budget
 from ragpress.core.lm import CausalLM
 from ragpress.core.loaders import load_causal_lm
 from ragpress.core.text import tokenizable
@@ -196,9 +196,10 @@ class PerplexityChunker(MetaChunker):
         lm = self.lm()
         if self.batch_size is None:
             tokens = max(token_budget(lm.device, forward_bytes_per_token(lm.model.config, logits=True)), self.window)
+            pairs = attention_budget(lm.device, lm.model.config)
         else:
-            tokens = self.batch_size * self.window
-        values = sentence_nll_batch(lm, texts, spans, self.window, self.max_context, tokens)
+            tokens, pairs = self.batch_size * self.window, None
+        values = sentence_nll_batch(lm, texts, spans, self.window, self.max_context, tokens, pairs)
         return [find_minima(v, self.threshold, self.both_neighbours) + [len(s) - 1] for v, s in zip(values, spans)]
 
 

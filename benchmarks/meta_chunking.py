@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -93,6 +94,33 @@ def agreement(ours: list[int], theirs: list[int], tolerance: int = 0) -> dict[st
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
+def matmul_rate(seconds: float = 3.0) -> float:
+    """FLOP/s of float32 matmuls shaped like the model's (2048 tokens x 576 x 1536), measured now."""
+    a, b = torch.randn(2048, 576), torch.randn(576, 1536)
+    a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return count * 2 * 2048 * 576 * 1536 / (time.perf_counter() - start)
+
+
+def pass_flops(config, n_tokens: int, window: int, context: int) -> float:
+    """Matmul FLOPs of the windowed PPL pass over ``n_tokens`` tokens: the weights (embeddings
+    excluded, the tied LM head included) and attention over what each token sees (the cache kept
+    plus its own window up to itself)."""
+    hidden, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    kv = hidden * config.num_key_value_heads // config.num_attention_heads
+    weights = layers * (2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * config.intermediate_size) + hidden * vocab
+    seen, start = 0, 0
+    while start < n_tokens:
+        piece = min(window, n_tokens - start)
+        cache = min(start, context - piece)
+        seen += piece * cache + piece * (piece + 1) // 2
+        start += piece
+    return 2.0 * weights * n_tokens + 4.0 * layers * hidden * seen
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official", type=Path, required=True, help="the official repository's tools/ folder")
@@ -138,6 +166,11 @@ def main():
     print(f"\nofficial llm_chunker_ppl  : {official_s:7.1f} s, {len(theirs) + 1} chunks")
     print(f"ragpress PerplexityChunker: {ours_s:7.1f} s, {len(ours_minima) + 1} chunks")
     print(f"speed ratio official/ours : {official_s / ours_s:.2f}x")
+    rate = matmul_rate()
+    allowed = rate / (pass_flops(lm.model.config, n_tokens, 4096, min(9000, lm.max_length)) / n_tokens)
+    print(f"matmul rate {rate / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads) allows {allowed:.1f} tokens/s for this pass; "
+          f"ragpress {n_tokens / ours_s:.1f} tokens/s ({n_tokens / ours_s / allowed:.2f} of it), official {n_tokens / official_s:.1f} tokens/s "
+          f"({n_tokens / official_s / allowed:.2f})")
     rows = [
         ("ours, original text", values, ours_minima),
         ("ours, official's joined text", same_input, same_input_minima),

@@ -1,7 +1,8 @@
 """Chunkers: ``list[Document] -> list[Chunk]``.
 
 The base class validates input, runs the method's :meth:`Chunker.chunk` on each document with a
-progress bar, checks that the chunks of a document cover all of its text (nothing dropped
+progress bar (or its :meth:`Chunker.chunk_batch` on all of them, for methods that batch model calls
+across documents), checks that the chunks of a document cover all of its text (nothing dropped
 silently) and that every chunk is an exact span of its source, and tags each chunk with the method.
 """
 
@@ -22,16 +23,22 @@ class Chunker(Stage):
 
     def run(self, documents: list[Document]) -> list[Chunk]:
         documents = check_documents(documents)
+        filled = [doc for doc in documents if doc.text.strip()]
+        pieces = dict(zip((doc.id for doc in filled), self.chunk_batch(filled), strict=True))
         chunks: list[Chunk] = []
-        for doc in tqdm(documents, desc=type(self).__name__, disable=len(documents) < 20, leave=False):
-            pieces = self.chunk(doc) if doc.text.strip() else []
-            check_cover(doc, pieces)
-            chunks.extend(pieces)
+        for doc in documents:
+            check_cover(doc, pieces.get(doc.id, []))
+            chunks.extend(pieces.get(doc.id, []))
         return self.tag(chunks)
 
     def chunk(self, document: Document) -> list[Chunk]:
         """The chunks of one non-blank document, in source order."""
         raise NotImplementedError
+
+    def chunk_batch(self, documents: list[Document]) -> list[list[Chunk]]:
+        """:meth:`chunk` of each non-blank document; methods that batch model calls across documents
+        override it (the result must equal :meth:`chunk` document by document)."""
+        return [self.chunk(doc) for doc in tqdm(documents, desc=type(self).__name__, disable=len(documents) < 20, leave=False)]
 
 
 def strip_span(text: str, start: int, end: int) -> tuple[int, int]:

@@ -16,3 +16,61 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) 
     if dtype is None:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def forward_bytes_per_token(config, logits: bool) -> int:
+    """About how many bytes of activations one token of a forward pass holds at its peak: the
+    float logits and their log-softmax when ``logits`` (they dominate for small models with large
+    vocabularies), plus the widest layer's activations."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden = int(getattr(config, "hidden_size", 1024))
+    wide = int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
+    return (12 * int(getattr(config, "vocab_size", 32000)) if logits else 0) + 8 * (hidden + wide)
+
+
+def token_budget(device: torch.device, bytes_per_token: int, cpu_tokens: int = 8192) -> int:
+    """Tokens (rows times padded width) one batched forward may hold: ``cpu_tokens`` on the CPU
+    (sized so a forward stays within a few GiB of a 24 GiB host), and on a GPU as many as 40% of its
+    free memory holds at ``bytes_per_token`` (at least ``cpu_tokens``). Stages use it when their
+    ``batch_size`` is ``None``."""
+    if device.type != "cuda":
+        return cpu_tokens
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(cpu_tokens, int(0.4 * free) // max(bytes_per_token, 1))
+
+
+def attention_budget(device: torch.device, config, cpu_pairs: int = 2**25) -> int:
+    """Query-key pairs (rows times queries times keys) one batched forward may hold: attention with
+    a padding mask can fall back to materialising its scores, which then grow with the square of
+    the width, so long rows need a bound of their own. ``cpu_pairs`` on the CPU (two 4096-token
+    windows); on a GPU 20% of its free memory at about 8 bytes per pair and head."""
+    if device.type != "cuda":
+        return cpu_pairs
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(cpu_pairs, int(0.2 * free) // (8 * int(getattr(config, "num_attention_heads", 16))))
+
+
+def length_batches(
+    lengths: list[int], tokens: int, most_rows: int | None = None, pairs: int | None = None, reach: list[int] | None = None
+) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into batches, shortest first, so that each batch's rows times
+    its longest row stay within ``tokens``, rows times longest row times longest ``reach`` (keys a
+    row attends to; default its length) within ``pairs``, and rows within ``most_rows``; a row
+    over a bound goes alone. Length-sorted batches waste little on padding."""
+    reach = reach or lengths
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        group = batches[-1] if batches else None
+        rows = len(group) + 1 if group else 1
+        full = (
+            group is None
+            or rows * lengths[i] > tokens
+            or (most_rows is not None and rows > most_rows)
+            or (pairs is not None and rows * lengths[i] * max(reach[i], *(reach[j] for j in group)) > pairs)
+        )
+        if full:
+            batches.append([i])
+        else:
+            group.append(i)
+    return batches

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from ragpress.core.decode import check_decode, static_generate, uses_static
+from ragpress.core.device import attention_budget, forward_bytes_per_token, length_batches, token_budget
 from ragpress.core.prompt import content_spans, encode_prompt, render_chat
 
 _SAMPLING = threading.Lock()
@@ -63,40 +65,52 @@ class CausalLM:
 
     @torch.inference_mode()
     def continuation_logprobs(
-        self, prefixes: Sequence[str], continuations: Sequence[str], batch_size: int = 8
+        self, prefixes: Sequence[str], continuations: Sequence[str], batch_size: int | None = 8
     ) -> list[torch.Tensor]:
         """``log p(token | prefix, earlier continuation tokens)`` for every token of each
-        continuation, in batches. Prefix and continuation are tokenised apart, so the boundary
-        falls exactly between them; an empty prefix conditions on the BOS token when the
-        tokenizer has one."""
+        continuation. Prefix and continuation are tokenised apart, so the boundary falls exactly
+        between them; an empty prefix conditions on the BOS token when the tokenizer has one.
+
+        Rows are sorted by length and left-padded into batches of ``batch_size`` rows (``None``:
+        as many as :func:`~ragpress.core.device.token_budget` allows on this device); only the
+        continuations' positions reach the LM head, and each batch comes back to the host once."""
         if len(prefixes) != len(continuations):
             raise ValueError("continuation_logprobs needs as many prefixes as continuations.")
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        heads = self.tokenizer(list(prefixes), add_special_tokens=False)["input_ids"] if prefixes else []
+        tails = self.tokenizer(list(continuations), add_special_tokens=False)["input_ids"] if continuations else []
         rows = []
-        for prefix, continuation in zip(prefixes, continuations):
-            head = self.encode(prefix) or bos
-            tail = self.encode(continuation)
-            if not head:
-                head, tail = tail[:1], tail[1:]
-            rows.append((head, tail))
-        out: list[torch.Tensor] = []
-        for i in range(0, len(rows), batch_size):
-            out.extend(self._score_batch(rows[i : i + batch_size]))
+        for head, tail in zip(heads, tails):
+            head = head or bos
+            rows.append((head, tail) if head else (tail[:1], tail[1:]))
+        lengths = [len(h) + len(t) for h, t in rows]
+        if batch_size is None:
+            tokens = token_budget(self.device, forward_bytes_per_token(self.model.config, logits=True))
+            batches = length_batches(lengths, tokens, pairs=attention_budget(self.device, self.model.config))
+        else:
+            batches = length_batches(lengths, tokens=sys.maxsize, most_rows=batch_size)
+        out: list[torch.Tensor] = [torch.zeros(0)] * len(rows)
+        for batch in batches:
+            for i, values in zip(batch, self._score_batch([rows[i] for i in batch])):
+                out[i] = values
         return out
 
     def _score_batch(self, rows: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
-        width = max(len(h) + len(t) for h, t in rows)
+        """Log-probs of each row's tail given its head, from one left-padded forward whose LM head
+        sees only the last ``longest tail + 1`` positions (where every row's tail is predicted)."""
+        width, keep = max(len(h) + len(t) for h, t in rows), max(len(t) for _, t in rows)
         ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for r, (head, tail) in enumerate(rows):
-            seq = head + tail
-            ids[r, : len(seq)] = torch.tensor(seq)
-            mask[r, : len(seq)] = 1
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(self.device))[..., 0]
-        return [logprobs[r, len(h) - 1 : len(h) + len(t) - 1].cpu() for r, (h, t) in enumerate(rows)]
+            ids[r, width - len(head) - len(tail) :] = torch.tensor(head + tail)
+            mask[r, width - len(head) - len(tail) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
+        ids, mask, positions = (t.to(self.device) for t in (ids, mask, positions))
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep + 1).logits
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, width - keep :, None])[..., 0].cpu()
+        return [logprobs[r, keep - len(t) :] for r, (_, t) in enumerate(rows)]
 
-    def token_logprobs(self, texts: Sequence[str], batch_size: int = 8) -> list[torch.Tensor]:
+    def token_logprobs(self, texts: Sequence[str], batch_size: int | None = 8) -> list[torch.Tensor]:
         """Per-token log-probs of each text given its own preceding tokens."""
         return self.continuation_logprobs([""] * len(texts), list(texts), batch_size)
 

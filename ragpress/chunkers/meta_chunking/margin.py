@@ -1,13 +1,18 @@
 """Meta-Chunking's margin sampling (Zhao et al., arXiv:2410.12788, §3 "Margin Sampling Chunking";
 official ``tools/margin_sampling_chunking.py``): the LM is asked, in its chat format, whether to split
 "A B" into "A" and "B" (answer 1) or keep it whole (answer 2); the margin ``p("2") - p("1")`` of the
-next-token distribution decides. The decisions are taken in
-:class:`ragpress.chunkers.meta_chunking.MarginSamplingChunker`."""
+next-token distribution decides. :class:`MarginWalk` takes the decisions of one document;
+:class:`ragpress.chunkers.meta_chunking.MarginSamplingChunker` advances the walks of many together."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+from collections.abc import Callable
+
 import torch
 
+from ragpress.core.device import attention_budget, forward_bytes_per_token, length_batches, token_budget
 from ragpress.core.lm import CausalLM
 
 SYSTEM = "You are a helpful assistant."
@@ -28,29 +33,69 @@ def _answer_id(lm: CausalLM, answer: str) -> int:
 
 
 @torch.inference_mode()
-def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]]) -> list[float]:
-    """``p("2") - p("1")`` (keep minus split) for each ``(first, second, joint)`` prompt, from one
-    left-padded batched forward pass that computes only the last position's logits."""
+def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]], batch_size: int | None = None) -> list[float]:
+    """``p("2") - p("1")`` (keep minus split) for each ``(first, second, joint)`` prompt: prompts sorted
+    by length, left-padded into batches of ``batch_size`` prompts (``None``: as many as
+    :func:`~ragpress.core.device.token_budget` allows), one forward each that computes only the last
+    position's logits, and one copy of all margins to the host at the end."""
     split_id, keep_id = _answer_id(lm, "1"), _answer_id(lm, "2")
     rows = []
     for first, second, joint in pairs:
         question = QUESTION.format(joint=joint, first=first, second=second)
         rows.append(lm.chat_ids([{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])[0])
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), lm.tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for r, row in enumerate(rows):
-        ids[r, width - len(row) :], mask[r, width - len(row) :] = row, 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
-    logits = (
-        lm.model(
-            input_ids=ids.to(lm.device),
-            attention_mask=mask.to(lm.device),
-            position_ids=positions.to(lm.device),
-            logits_to_keep=1,
-        )
-        .logits[:, -1]
-        .float()
-    )
-    probs = torch.softmax(logits, dim=-1)
-    return (probs[:, keep_id] - probs[:, split_id]).tolist()
+    if batch_size is None:
+        tokens = token_budget(lm.device, forward_bytes_per_token(lm.model.config, logits=False))
+        batches = length_batches([len(row) for row in rows], tokens, pairs=attention_budget(lm.device, lm.model.config))
+    else:
+        batches = length_batches([len(row) for row in rows], sys.maxsize, most_rows=batch_size)
+    margins = torch.empty(len(rows), device=lm.device)
+    for batch in batches:
+        width = max(len(rows[i]) for i in batch)
+        ids = torch.full((len(batch), width), lm.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, i in enumerate(batch):
+            ids[r, width - len(rows[i]) :], mask[r, width - len(rows[i]) :] = rows[i], 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
+        ids, mask, positions = (t.to(lm.device) for t in (ids, mask, positions))
+        logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        probs = torch.softmax(logits.float(), dim=-1)
+        margins[torch.tensor(batch, device=lm.device)] = probs[:, keep_id] - probs[:, split_id]
+    return margins.tolist()
+
+
+@dataclasses.dataclass
+class MarginWalk:
+    """One document's margin-sampling decisions so far (§3 "Margin Sampling Chunking"): the
+    sentences already decided, the margins they got, where the current chunk starts and which
+    sentence is asked about next (``k``). Many walks advance together, one batch of prompts each step."""
+
+    text: str
+    spans: list[tuple[int, int]]
+    ends: list[int] = dataclasses.field(default_factory=list)
+    margins: list[float] = dataclasses.field(default_factory=list)
+    chunk_start: int = 0
+    k: int = 1
+
+    @property
+    def done(self) -> bool:
+        return self.k >= len(self.spans)
+
+    def pairs(self, ahead: int, context: str) -> list[tuple[str, str, str]]:
+        """Prompts for the next ``ahead`` sentences, assuming each one before joins the chunk."""
+        spans, text = self.spans, self.text
+        asked = range(self.k, min(self.k + ahead, len(spans)))
+        firsts = [self.chunk_start if context == "chunk" else j - 1 for j in asked]
+        return [(text[spans[a][0] : spans[j - 1][1]], text[slice(*spans[j])], text[spans[a][0] : spans[j][1]]) for a, j in zip(firsts, asked)]
+
+    def take(self, margins: list[float], threshold_after: Callable[[list[float]], float], context: str) -> None:
+        """Decide in order from the margins of :meth:`pairs`; with ``context="chunk"`` the answers
+        after the first split are void (their prompts assumed a join) and are asked again."""
+        for margin in margins:
+            joins = margin > threshold_after(self.margins)
+            self.margins.append(margin)
+            self.k += 1
+            if not joins:
+                self.ends.append(self.k - 2)
+                self.chunk_start = self.k - 1
+                if context == "chunk":
+                    return

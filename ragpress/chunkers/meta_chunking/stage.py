@@ -38,12 +38,17 @@ the chunk, otherwise it starts a new one. The threshold starts at ``threshold`` 
 ``dynamic_window`` is set (official: 5), becomes the mean of the last ``dynamic_window`` margins
 once that many exist.
 
-Batching: the question for a sentence depends on earlier decisions (A grows), so prompts are
-built speculatively for the next ``batch_size`` sentences assuming each earlier one joins; one
-batched forward scores them, decisions are taken in order, and the prompts after the first split
-are rebuilt. The result equals the one-prompt-at-a-time loop. ``context="sentence"`` asks about
-the previous sentence alone instead of the whole chunk (a *deviation*: every prompt is then known
-in advance and one batched pass per ``batch_size`` sentences does them all).
+Batching: the question for a sentence depends on earlier decisions (A grows), so each document's
+prompts are built speculatively for its next few sentences assuming each earlier one joins; the
+prompts of all documents of one call go through one batched scoring step (length-sorted forward
+passes of ``batch_size`` prompts), decisions are taken in order, and the prompts after a
+document's first split are rebuilt. The result equals the one-prompt-at-a-time loop, document by
+document. ``context="sentence"`` asks about the previous sentence alone instead of the whole
+chunk (a *deviation*: every prompt is then known in advance, so all sentence pairs of all
+documents are one prompt batch).
+
+PPL chunking batches across documents too: the windows of many documents, length-sorted, share
+each forward pass while every document keeps reusing its own KV cache (``perplexity.py``).
 
 Other deviations: A and "A B" are quoted as they stand in the source (the code joins with one
 space); the prompt goes through the model's own chat template (the code hard-codes Qwen's ChatML,
@@ -59,13 +64,16 @@ from typing import ClassVar, Literal
 from tqdm.auto import tqdm
 
 from ragpress.chunkers.base import Chunker
-from ragpress.chunkers.meta_chunking.margin import keep_margins
-from ragpress.chunkers.meta_chunking.perplexity import sentence_nll
+from ragpress.chunkers.meta_chunking.margin import MarginWalk, keep_margins
+from ragpress.chunkers.meta_chunking.perplexity import sentence_nll, sentence_nll_batch
 from ragpress.chunkers.sentence import split_sentences
+from ragpress.core.device import attention_budget, forward_bytes_per_token, token_budget
 from ragpress.core.lm import CausalLM
 from ragpress.core.loaders import load_causal_lm
 from ragpress.core.text import tokenizable
 from ragpress.core.types import Chunk, Document
+
+GPU_LOOKAHEAD = 4  # sentences asked ahead, shared by a call's documents, when batch_size is None on a GPU
 
 
 def find_minima(values: Sequence[float], threshold: float = 0.0, both_neighbours: bool = False) -> list[int]:
@@ -125,13 +133,21 @@ class MetaChunker(Chunker):
             raise ValueError(f"Document {document.id!r} is empty or only whitespace: there is nothing to chunk.")
         return split_sentences(tokenizable(document.text))
 
-    def meta_chunk_ends(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
-        """Index of the last sentence of each meta-chunk (the method's own step)."""
+    def meta_chunk_ends(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> list[list[int]]:
+        """Index of the last sentence of each meta-chunk, for each text (the method's own step, batched
+        across texts)."""
         raise NotImplementedError
 
     def chunk(self, document: Document) -> list[Chunk]:
-        spans = self.sentences(document)
-        ends = self.meta_chunk_ends(document.text, spans)
+        return self.chunk_batch([document])[0]
+
+    def chunk_batch(self, documents: list[Document]) -> list[list[Chunk]]:
+        spans = [self.sentences(doc) for doc in documents]
+        ends = self.meta_chunk_ends([doc.text for doc in documents], spans)
+        return [self.spans_to_chunks(doc, s, e) for doc, s, e in zip(documents, spans, ends, strict=True)]
+
+    def spans_to_chunks(self, document: Document, spans: list[tuple[int, int]], ends: list[int]) -> list[Chunk]:
+        """Meta-chunks (sentence ``ends``) as chunks of ``document``, merged up to ``merge_target``."""
         starts = [0] + [end + 1 for end in ends[:-1]]
         if self.merge_target is not None:
             measure = (lambda s: len(s.split())) if self.merge_unit == "words" else len
@@ -150,13 +166,17 @@ class PerplexityChunker(MetaChunker):
     perplexity sequence. Defaults are the official ``lmchunker.chunker`` ones: ``threshold=0``;
     ``window`` is its ``batch_size`` (tokens per forward pass, 4096) and ``max_context`` its
     ``max_txt_size`` (9000), capped at the model's maximum length. ``both_neighbours=True`` uses the
-    paper's equation (both drops must exceed ``threshold``) instead of the code's (either drop)."""
+    paper's equation (both drops must exceed ``threshold``) instead of the code's (either drop).
+    ``batch_size``: windows of ``window`` tokens per forward pass across documents (shorter
+    documents pack more rows into as many tokens); ``None`` fits the device
+    (:func:`~ragpress.core.device.token_budget`: two windows on a CPU, more from a GPU's free memory)."""
 
     method: ClassVar[str] = "ppl_chunking"
     threshold: float = 0.0
     both_neighbours: bool = False
     window: int = 4096
     max_context: int = 9000
+    batch_size: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -164,15 +184,23 @@ class PerplexityChunker(MetaChunker):
             raise ValueError(
                 f"Need 0 < window < max_context, got window={self.window}, max_context={self.max_context}."
             )
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1 window, or None to fit the device; got {self.batch_size}.")
 
     def sentence_perplexities(self, document: Document) -> tuple[list[tuple[int, int]], list[float]]:
         """The sentence spans of ``document`` and their log-perplexities (for inspection and plots)."""
         spans = self.sentences(document)
         return spans, sentence_nll(self.lm(), document.text, spans, self.window, self.max_context)
 
-    def meta_chunk_ends(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
-        values = sentence_nll(self.lm(), text, spans, self.window, self.max_context)
-        return find_minima(values, self.threshold, self.both_neighbours) + [len(spans) - 1]
+    def meta_chunk_ends(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> list[list[int]]:
+        lm = self.lm()
+        if self.batch_size is None:
+            tokens = max(token_budget(lm.device, forward_bytes_per_token(lm.model.config, logits=True)), self.window)
+            pairs = attention_budget(lm.device, lm.model.config)
+        else:
+            tokens, pairs = self.batch_size * self.window, None
+        values = sentence_nll_batch(lm, texts, spans, self.window, self.max_context, tokens, pairs)
+        return [find_minima(v, self.threshold, self.both_neighbours) + [len(s) - 1] for v, s in zip(values, spans)]
 
 
 @dataclasses.dataclass
@@ -181,21 +209,23 @@ class MarginSamplingChunker(MetaChunker):
     ``dynamic_window=None``, fixed) margin a sentence must exceed to join the chunk;
     ``dynamic_window``: how many recent margins the dynamic threshold averages (official 5);
     ``context``: ``"chunk"`` (official) or ``"sentence"`` (see module docstring); ``batch_size``:
-    prompts per forward pass. With ``context="chunk"`` the prompts after a split are wasted, and
-    with the dynamic threshold (a running mean) about every other sentence splits: batches pay off
-    where a forward of ``batch_size`` prompts costs little more than one (GPU); on CPU use 1."""
+    prompts per forward pass, shared by the documents of one call (``None``: as many as fit the
+    device, :func:`~ragpress.core.device.token_budget`). With ``context="chunk"`` a prompt asked
+    ahead is wasted when the sentence before it splits, and with the dynamic threshold (a running
+    mean) about every other sentence splits: so each document asks ``batch_size // documents``
+    sentences ahead (at least one; with ``None``, one on a CPU and ``GPU_LOOKAHEAD`` shared on a GPU)."""
 
     method: ClassVar[str] = "margin_sampling"
     threshold: float = 0.0
     dynamic_window: int | None = 5
     context: Literal["chunk", "sentence"] = "chunk"
-    batch_size: int = 4
+    batch_size: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
         if self.context not in ("chunk", "sentence"):
             raise ValueError(f"context must be 'chunk' or 'sentence', got {self.context!r}.")
-        if self.batch_size < 1 or (self.dynamic_window is not None and self.dynamic_window < 1):
+        if (self.batch_size is not None and self.batch_size < 1) or (self.dynamic_window is not None and self.dynamic_window < 1):
             raise ValueError(
                 "batch_size and dynamic_window must be at least 1 (dynamic_window=None fixes the threshold)."
             )
@@ -207,26 +237,22 @@ class MarginSamplingChunker(MetaChunker):
         recent = margins[-self.dynamic_window :]
         return sum(recent) / len(recent)
 
-    def meta_chunk_ends(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
-        lm, text = self.lm(), tokenizable(text)
-        ends, margins, chunk_start, k = [], [], 0, 1
-        progress = tqdm(total=len(spans) - 1, desc="margin sampling", disable=len(spans) < 50, leave=False)
-        while k < len(spans):
-            batch = range(k, min(k + self.batch_size, len(spans)))
-            first = [chunk_start if self.context == "chunk" else j - 1 for j in batch]
-            pairs = [
-                (text[spans[a][0] : spans[j - 1][1]], text[slice(*spans[j])], text[spans[a][0] : spans[j][1]])
-                for a, j in zip(first, batch)
-            ]
-            for j, margin in zip(batch, keep_margins(lm, pairs)):
-                joins = margin > self.threshold_after(margins)
-                margins.append(margin)
-                k = j + 1
-                if not joins:
-                    ends.append(j - 1)
-                    chunk_start = j
-                    if self.context == "chunk":
-                        break  # later prompts in this batch assumed j would join
-            progress.update(k - batch.start)
+    def meta_chunk_ends(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> list[list[int]]:
+        lm = self.lm()
+        walks = [MarginWalk(tokenizable(text), list(s)) for text, s in zip(texts, spans)]
+        progress = tqdm(total=sum(len(s) - 1 for s in spans), desc="margin sampling", disable=len(texts) < 20, leave=False)
+        active = [walk for walk in walks if not walk.done]
+        while active:
+            if self.context == "sentence":
+                ahead = max(len(walk.spans) for walk in active)  # every prompt is known: ask them all at once
+            else:
+                ahead = max(1, (self.batch_size or (GPU_LOOKAHEAD if lm.device.type == "cuda" else 1)) // len(active))
+            asked = [walk.pairs(ahead, self.context) for walk in active]
+            margins = iter(keep_margins(lm, [pair for pairs in asked for pair in pairs], self.batch_size))
+            for walk, pairs in zip(active, asked):
+                before = walk.k
+                walk.take([next(margins) for _ in pairs], self.threshold_after, self.context)
+                progress.update(walk.k - before)
+            active = [walk for walk in active if not walk.done]
         progress.close()
-        return ends + [len(spans) - 1]
+        return [walk.ends + [len(walk.spans) - 1] for walk in walks]

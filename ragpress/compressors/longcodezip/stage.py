@@ -36,22 +36,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Generator, Sequence
 from typing import ClassVar
 
-from tqdm.auto import tqdm
-
 from ragpress.compressors.base import Compressor
+from ragpress.compressors.longcodezip.scoring import Plan, Score, approximate_mi, line_bits, run_plans
 from ragpress.compressors.longcodezip.steps import (
     CodeSource,
     adaptive_shares,
     is_structural,
     kept_pieces,
     knapsack,
-    line_of,
     spike_blocks,
 )
 from ragpress.core.errors import BudgetTooSmallError
 from ragpress.core.loaders import load_causal_lm
+from ragpress.core.stage import check_chunks, check_query
 from ragpress.core.types import Chunk, Context, Document
 
 JOIN = "\n\n"
@@ -83,7 +83,7 @@ class LongCodeZip(Compressor):
     min_lines: int = 5  # functions with fewer non-blank lines, or blocks, are kept whole (official default)
     keep_structure: bool = True  # always keep definition, comment and return blocks (official)
     language: str = "python"  # per chunk, ``chunk.metadata["language"]`` wins
-    batch_size: int = 8
+    batch_size: int | None = None  # rows per forward pass; None: as many as fit the device (core.device.token_budget)
     device: str | None = None
     dtype: str | None = None  # default: bfloat16 on GPU, float32 on CPU
 
@@ -95,8 +95,8 @@ class LongCodeZip(Compressor):
                 raise ValueError(f"{name} is tokens in per token out and must be >= 1, got {getattr(self, name)!r}.")
         if not 0 <= self.importance_beta <= 1:
             raise ValueError(f"importance_beta must be in [0, 1], got {self.importance_beta!r}.")
-        if self.spike_k < 0 or self.min_lines < 1 or self.batch_size < 1:
-            raise ValueError("spike_k must be >= 0, min_lines and batch_size >= 1.")
+        if self.spike_k < 0 or self.min_lines < 1 or (self.batch_size is not None and self.batch_size < 1):
+            raise ValueError("spike_k must be >= 0, min_lines >= 1 and batch_size >= 1 (or None to fit the device).")
 
     def compress_code(self, code: str, instruction: str) -> Context:
         """Compress one code text; the pieces' offsets index into ``code`` itself."""
@@ -106,6 +106,20 @@ class LongCodeZip(Compressor):
         return self.run(instruction, [Chunk.of(document, 0, len(code))])
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
+        return run_plans(self._lm, [self._plan(query, chunks)], self.batch_size)[0]
+
+    def run_batch(self, queries: Sequence[str], chunk_lists: Sequence[list[Chunk]]) -> list[Context]:
+        """:meth:`run` for each (query, chunks) pair, every step's scoring of all pairs (the AMI of all
+        functions of all files, then their line perplexities, then their blocks' AMI) sharing
+        length-sorted forward passes of ``batch_size`` rows (:mod:`.scoring`)."""
+        plans = [self._plan(check_query(q), check_chunks(c)) for q, c in zip(queries, chunk_lists, strict=True)]
+        return [self.tag(context) for context in run_plans(self._lm, plans, self.batch_size)]
+
+    def _lm(self):
+        return load_causal_lm(self.model, device=self.device, dtype=self.dtype)
+
+    def _plan(self, query: str, chunks: list[Chunk]) -> Plan:
+        """The compression of ``chunks`` for ``query``, yielding its scoring requests (:mod:`.scoring`)."""
         tokens_before = self.count_tokens(JOIN.join(c.text for c in chunks)) if chunks else 0
         budget = self.budget if self.budget is not None else math.floor(tokens_before / self.ratio)
         meta = {"budget": budget, "budget_from": "budget" if self.budget is not None else f"ratio={self.ratio}",
@@ -116,11 +130,11 @@ class LongCodeZip(Compressor):
         if budget <= 0:
             raise BudgetTooSmallError(f"ratio={self.ratio} of {tokens_before} input tokens leaves a budget of 0 tokens; lower ratio or set budget.")
 
-        lm = load_causal_lm(self.model, device=self.device, dtype=self.dtype)
+        lm = self._lm()
         sources = [CodeSource(c, self._language(c), k) for k, c in enumerate(chunks)]
         functions = [(s, f) for s in sources for f in s.functions]
         texts = [s.text_of(f.first, f.last) for s, f in functions]
-        ami = self._ami(lm, [t + JOIN for t in texts], query, "coarse: AMI of functions")
+        ami = yield from approximate_mi(lm, [t + JOIN for t in texts], query)
         sizes = [self.count_tokens(t) for t in texts]
 
         # Sec. III-A: greedy by AMI under the coarse budget, stopping at the first that does not fit.
@@ -132,7 +146,7 @@ class LongCodeZip(Compressor):
                 break
             kept.append(i)
             used += sizes[i]
-        units = self._fine(lm, query, functions, kept, ami, sizes, budget) if self.fine_ratio > 1 else [
+        units = (yield from self._fine(lm, query, functions, kept, ami, sizes, budget)) if self.fine_ratio > 1 else [
             _whole(functions[i], ami[i]) for i in kept]
         pieces, tokens_after, dropped = self._fit(sources, units, budget, ami, functions)
         if not pieces:
@@ -152,7 +166,7 @@ class LongCodeZip(Compressor):
     def _language(self, chunk: Chunk) -> str:
         return str(chunk.metadata.get("language", self.language))
 
-    def _fine(self, lm, query, functions, kept, ami, sizes, budget) -> list[_Unit]:
+    def _fine(self, lm, query, functions, kept, ami, sizes, budget) -> Generator[Score, list, list[_Unit]]:
         """Sec. III-B: adaptive shares, perplexity blocks, block AMI and knapsack per function."""
         small = [i for i in kept if functions[i][0].nonblank(functions[i][1]) < self.min_lines]
         large = [i for i in kept if i not in small]
@@ -163,11 +177,11 @@ class LongCodeZip(Compressor):
         squeeze = [(i, share) for i, share in zip(large, shares) if share < 0.999]
         if not squeeze:
             return units
-        bits = self._line_bits(lm, [functions[i] for i, _ in squeeze])
+        bits = yield from line_bits(lm, [functions[i] for i, _ in squeeze])
         blocks, split = [], []  # blocks: (function index, first line, last line) in chunk line numbers
-        for (i, share), line_bits in zip(squeeze, bits):
-            cuts = spike_blocks(line_bits, self.spike_k)
-            if sum(any(v is not None for v in line_bits[a:b]) for a, b in cuts) < self.min_lines and sizes[i] <= budget:
+        for (i, share), per_line in zip(squeeze, bits):
+            cuts = spike_blocks(per_line, self.spike_k)
+            if sum(any(v is not None for v in per_line[a:b]) for a, b in cuts) < self.min_lines and sizes[i] <= budget:
                 units.append(_whole(functions[i], ami[i]))  # too few blocks to choose from: kept whole, as officially
                 continue
             first = functions[i][1].first
@@ -177,7 +191,7 @@ class LongCodeZip(Compressor):
             return units
         squeeze = split
         block_texts = [functions[i][0].text_of(a, b) for i, a, b in blocks]
-        scores = self._ami(lm, [t + JOIN for t in block_texts], query, "fine: AMI of blocks")
+        scores = yield from approximate_mi(lm, [t + JOIN for t in block_texts], query)
         weights = [self.count_tokens(t + "\n") for t in block_texts]
         for i, share in squeeze:
             source = functions[i][0]
@@ -210,67 +224,7 @@ class LongCodeZip(Compressor):
                 over -= size[id(units.pop())]
                 dropped += 1
 
-    def _ami(self, lm, contexts: list[str], query: str, label: str) -> list[float]:
-        """``PPL(q) - PPL(q | c)`` for each context ``c`` (Sec. III-A, Eq. for AMI), batched by
-        length; a context longer than the model's window keeps its last tokens."""
-        room = lm.max_length - lm.count_tokens(query) - 8
-        if room < 16:
-            raise ValueError(f"The instruction alone nearly fills {lm.name}'s window of {lm.max_length} tokens; shorten it.")
-        contexts = [_tail(lm, c, room) for c in contexts]
-        base = math.exp(-lm.continuation_logprobs([""], [query])[0].mean().item())
-        order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
-        out = [0.0] * len(contexts)
-        for start in tqdm(range(0, len(order), self.batch_size), desc=f"LongCodeZip {label}", leave=False):
-            ids = order[start : start + self.batch_size]
-            for i, logprobs in zip(ids, lm.continuation_logprobs([contexts[i] for i in ids], [query] * len(ids), self.batch_size)):
-                out[i] = base - math.exp(-logprobs.mean().item())
-        return out
-
-    def _line_bits(self, lm, functions) -> list[list[float | None]]:
-        """Mean bits per token of each line given the lines above it in its function (the official
-        log2 of line PPL), one forward pass per function, or per window of whole lines when a
-        function is longer than the model's window; a token belongs to the line of its last
-        character, and blank lines get ``None``."""
-        tokenizer, window = lm.tokenizer, lm.max_length - 8
-        jobs, results = [], []
-        for f, (source, function) in enumerate(functions):
-            results.append([None] * (function.last - function.first))
-            lengths = [len(ids) + 1 for ids in tokenizer([source.text_of(i, i + 1) for i in range(function.first, function.last)],
-                                                        add_special_tokens=False)["input_ids"]]
-            first, count = function.first, 0
-            for line, n in zip(range(function.first, function.last), lengths):
-                if count + n > window and line > first:
-                    jobs.append((f, first, line))
-                    first, count = line, 0
-                count += n
-            jobs.append((f, first, function.last))
-        logprobs, windows = [], []
-        for f, first, last in jobs:
-            source = functions[f][0]
-            text = source.text_of(first, last)
-            offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][:window]
-            windows.append((text[: offsets[-1][1]] if offsets else text, offsets))
-        for start in tqdm(range(0, len(windows), self.batch_size), desc="LongCodeZip fine: line perplexity", leave=False):
-            logprobs += lm.token_logprobs([w[0] for w in windows[start : start + self.batch_size]], self.batch_size)
-        sums: dict[tuple[int, int], list[float]] = {}
-        for (f, first, last), (_, offsets), values in zip(jobs, windows, logprobs):
-            source, base = functions[f][0], functions[f][0].lines[first][0]
-            starts = [a - base for a, _ in source.lines[first:last]]
-            values = values.tolist()
-            for (a, b), value in zip(offsets[len(offsets) - len(values) :], values):
-                line = first + line_of(starts, max(b - 1, a))
-                sums.setdefault((f, line), []).append(-value / math.log(2))
-        for (f, line), values in sums.items():
-            if not functions[f][0].is_blank(line):
-                results[f][line - functions[f][1].first] = sum(values) / len(values)
-        return results
-
 
 def _whole(function, ami: float) -> _Unit:
     source, f = function
     return _Unit(source.index, f.first, f.last, (ami, False, ami))
-
-
-def _tail(lm, text: str, room: int) -> str:
-    ids = lm.encode(text)
-    return text if len(ids) <= room else lm.tokenizer.decode(ids[-room:])

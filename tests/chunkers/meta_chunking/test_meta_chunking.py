@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import types
 from pathlib import Path
 
 import pytest
@@ -168,12 +169,12 @@ def scripted_margins(monkeypatch):
     script = {}
     prompts = []
 
-    def fake(lm, pairs):
+    def fake(lm, pairs, batch_size=None):
         prompts.extend(pairs)
         return [script[second] for _, second, _ in pairs]
 
     monkeypatch.setattr(meta_chunking_stage, "keep_margins", fake)
-    monkeypatch.setattr(MetaChunker, "lm", lambda self: None)
+    monkeypatch.setattr(MetaChunker, "lm", lambda self: types.SimpleNamespace(device=torch.device("cpu")))
     return script, prompts
 
 
@@ -221,8 +222,8 @@ def test_merge_ends_groups_up_to_target():
 
 def test_chunker_merges_meta_chunks_to_target_words():
     class EverySentence(MetaChunker):
-        def meta_chunk_ends(self, text, spans):
-            return list(range(len(spans)))
+        def meta_chunk_ends(self, texts, spans):
+            return [list(range(len(s))) for s in spans]
 
     doc = Document(TEXT)
     singles = EverySentence().run([doc])
@@ -307,3 +308,70 @@ def test_margin_sampling_of_essay_opening_with_smollm2():
     opening = Document(text[: spans[3][1]])
     chunks = MarginSamplingChunker(batch_size=3).run([opening])
     assert 1 <= len(chunks) <= 4 and sum(c.metadata["sentences"] for c in chunks) == 4
+
+
+# --- batching across documents --------------------------------------------------------------------
+
+
+def test_batched_token_nll_equals_one_text_at_a_time(one_layer_lm, tiny_lm):
+    """Texts of different lengths (one window, several, several with a bounded cache, last windows
+    of unequal lengths) batched together give each text's own values."""
+    from ragpress.chunkers.meta_chunking.perplexity import token_nll_batch
+
+    for lm in (one_layer_lm, tiny_lm):
+        base = lm.encode(TEXT * 3)
+        texts = [base[:5], base[:37], base[3:60], base[:64], base[7:30], base[:2], base]
+        window, max_context = 8, 20
+        batched = token_nll_batch(lm, texts, window, max_context, tokens=4 * window)
+        for ids, ours in zip(texts, batched):
+            alone = token_nll(lm, ids, window, max_context)
+            assert ours.shape == alone.shape == (len(ids) - 1,)
+            assert torch.allclose(ours, alone, atol=1e-5)
+
+
+def test_batched_sentence_nll_equals_unbatched(tiny_lm):
+    from ragpress.chunkers.meta_chunking.perplexity import sentence_nll_batch
+
+    texts = [TEXT, TEXT[:80], "One. Two words here. Three and more words follow here.", TEXT[60:]]
+    spans = [split_sentences(t) for t in texts]
+    batched = sentence_nll_batch(tiny_lm, texts, spans, window=16, max_context=40, tokens=64)
+    for text, sentences, ours in zip(texts, spans, batched):
+        assert ours == pytest.approx(sentence_nll(tiny_lm, text, sentences, window=16, max_context=40), abs=1e-5, nan_ok=True)
+
+
+DOCS = [
+    TEXT,
+    "Short one. It has two sentences.",
+    "Rain fell all night. The river rose. Farmers moved their cattle. By noon the bridge was closed. "
+    "Schools stayed shut. Then the sun came out.",
+    TEXT[70:],
+]
+
+
+def test_ppl_chunking_batched_across_documents_equals_one_at_a_time(tiny_lm_path):
+    documents = [Document(text, id=f"d{i}") for i, text in enumerate(DOCS)]
+    settings = dict(model=tiny_lm_path, device="cpu", window=16, max_context=40)
+    together = PerplexityChunker(batch_size=3, **settings).run(documents)
+    alone = [c for doc in documents for c in PerplexityChunker(batch_size=1, **settings).run([doc])]
+    assert [(c.doc_id, c.start, c.end) for c in together] == [(c.doc_id, c.start, c.end) for c in alone]
+    assert len(together) > len(documents)  # some document was cut at all
+    chunker = PerplexityChunker(**settings)  # batch_size=None: the device's budget
+    assert [(c.doc_id, c.start, c.end) for c in chunker.run(documents)] == [(c.doc_id, c.start, c.end) for c in alone]
+
+
+@pytest.mark.parametrize("context", ["chunk", "sentence"])
+def test_margin_sampling_batched_across_documents_equals_one_prompt_at_a_time(tiny_lm_path, tiny_lm, monkeypatch, context):
+    documents = [Document(text, id=f"d{i}") for i, text in enumerate(DOCS)]
+    forwards = []
+    real = tiny_lm.model.forward
+    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **k: forwards.append(k["input_ids"].shape[0]) or real(*a, **k))
+    settings = dict(model=tiny_lm_path, device="cpu", context=context)
+    alone = [c for doc in documents for c in MarginSamplingChunker(batch_size=1, **settings).run([doc])]
+    one_at_a_time = len(forwards)
+    forwards.clear()
+    together = MarginSamplingChunker(batch_size=64, **settings).run(documents)
+    assert [(c.doc_id, c.start, c.end) for c in together] == [(c.doc_id, c.start, c.end) for c in alone]
+    assert len({c.doc_id for c in together}) < len(together)  # decisions were not all "keep"
+    assert max(forwards) > len(documents) - 1 and len(forwards) < one_at_a_time / 2  # documents shared forwards
+    if context == "sentence":
+        assert len(forwards) == 1  # all sentence pairs of all documents: one prompt batch

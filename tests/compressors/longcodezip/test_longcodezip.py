@@ -241,3 +241,25 @@ def test_a_structural_block_larger_than_its_share_does_not_empty_the_result():
     context = LongCodeZip(model="smollm2-135m", budget=300).compress_code(code, "Convert a colour from HLS to RGB.")
     assert 0 < context.tokens_after <= 300
     assert all(code[p.start : p.end] == p.text for p in context.pieces)
+
+
+def test_run_batch_scores_all_files_together_and_equals_run(tiny_lm_path, tiny_lm, monkeypatch):
+    """Several files with their own instructions: the same pieces, AMI and selections as one at a
+    time, from fewer forward passes (each scoring step batches every file's functions or blocks)."""
+    files = [CODE, CODE.replace("radius", "r").replace("Stack", "Queue"), CODE[: CODE.index("class Stack")] + "\n\ndef z(q):\n    return q\n"]
+    queries = ["Complete push.", "Return the perimeter of a circle.", "Compute the area."]
+    chunk_lists = [[Chunk.of(Document(code, id=f"f{i}"), 0, len(code))] for i, code in enumerate(files)]
+    compressor = LongCodeZip(model=tiny_lm_path, budget=70, fine_ratio=2.0, min_lines=2, spike_k=0.0, device="cpu", batch_size=64)
+    forwards = []
+    real = tiny_lm.model.forward
+    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **k: forwards.append(1) or real(*a, **k))
+    alone = [compressor.run(q, c) for q, c in zip(queries, chunk_lists)]
+    one_at_a_time, forwards[:] = len(forwards), []
+    together = compressor.run_batch(queries, chunk_lists)
+    assert len(forwards) < one_at_a_time
+    assert any(len(c.pieces) > 1 for c in alone)
+    for a, b in zip(alone, together):
+        assert [(p.doc_id, p.start, p.end) for p in a.pieces] == [(p.doc_id, p.start, p.end) for p in b.pieces]
+        assert [f["selected"] for f in a.metadata["functions"]] == [f["selected"] for f in b.metadata["functions"]]
+        assert [f["ami"] for f in a.metadata["functions"]] == pytest.approx([f["ami"] for f in b.metadata["functions"]], abs=1e-4)
+        assert b.metadata["method"] == "longcodezip" and a.tokens_after == b.tokens_after

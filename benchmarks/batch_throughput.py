@@ -1,0 +1,229 @@
+"""Throughput of ragpress's batched Meta-Chunking (PPL and margin sampling) and LongCodeZip against
+the official code run one document or file at a time, side by side in one run, same model object
+(SmolLM2-135M-Instruct, bfloat16 with SDPA on a GPU), same inputs, with agreement and a profile.
+
+Inputs come from ``python -m benchmarks.batch_inputs FILE`` (sentences split here by ragpress and
+given to both sides; the official code's NLTK splitter is replaced). The official code is not part
+of ragpress: ``--official-mc`` names Meta-Chunking's ``tools/`` folder, ``--official-lcz`` the
+folder holding LongCodeZip's ``longcodezip`` package (both unmodified; glue below and in
+``benchmarks.meta_chunking``)::
+
+    python -m benchmarks.batch_throughput --inputs inputs.json.gz --official-mc MC/tools --official-lcz LCZ
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+from benchmarks._common import timed
+from benchmarks.longcodezip import chunk_name, jaccard
+from benchmarks.meta_chunking import LegacyCacheModel, load_official
+from ragpress.chunkers.meta_chunking import MarginSamplingChunker, PerplexityChunker, margin
+from ragpress.compressors.longcodezip import LongCodeZip
+from ragpress.core.types import Chunk, Document
+from ragpress.models import load_causal_lm
+
+RATE = 0.3  # kept fraction of each file's tokens, both sides
+
+
+def spans_of(sentences: list[str], sep: str) -> tuple[str, list[tuple[int, int]]]:
+    """The official's own input: the stripped sentences joined by ``sep``, with their spans."""
+    spans, at = [], 0
+    for s in sentences:
+        spans.append((at, at + len(s)))
+        at += len(s) + len(sep)
+    return sep.join(sentences), spans
+
+
+def pooled_f1(ours: list[list[int]], theirs: list[list[int]]) -> float:
+    a = {(d, b) for d, ends in enumerate(ours) for b in ends}
+    b = {(d, e) for d, ends in enumerate(theirs) for e in ends}
+    hits = len(a & b)
+    return 2 * hits / (len(a) + len(b)) if a or b else 1.0
+
+
+def ends_of_chunks(chunks: list[str], sentences: list[str]) -> list[int]:
+    """Sentence indices that end the official margin-sampling chunks (sentences joined by a space)."""
+    ends, i = [], 0
+    for chunk in chunks[:-1]:
+        text = sentences[i]
+        while text != chunk.strip():
+            i += 1
+            text += " " + sentences[i]
+        ends.append(i)
+        i += 1
+    return ends
+
+
+def profile(label: str, fn, lm) -> dict:
+    """Host-device synchronisations and forward passes of ``fn()`` under torch.profiler."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    calls = []
+    real = lm.model.forward
+    lm.model.forward = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            fn()
+    finally:
+        del lm.model.forward
+    names = [e.name for e in prof.events()]
+    out = {"forwards": len(calls), "syncs": sum("Synchronize" in n for n in names),
+           "copies_to_host": sum(n in ("Memcpy DtoH (Device -> Pageable)", "Memcpy DtoH (Device -> Pinned)") for n in names),
+           "item_calls": sum(n == "aten::item" or n == "aten::_local_scalar_dense" for n in names)}
+    print(f"profile {label}: {out}", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--inputs", required=True)
+    parser.add_argument("--official-mc", type=Path, required=True)
+    parser.add_argument("--official-lcz", type=Path, required=True)
+    parser.add_argument("--documents", type=int, default=100)
+    parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    data = json.load(gzip.open(args.inputs, "rt"))
+    docs, tasks = data["documents"][: args.documents], data["code"][: args.files]
+    lm = load_causal_lm("smollm2-135m")
+    print(f"{torch.cuda.get_device_name() if lm.device.type == 'cuda' else 'cpu'}; {lm}; attention {lm.model.config._attn_implementation}; "
+          f"{len(docs)} documents ({sum(map(len, docs))} sentences), {len(tasks)} code files", flush=True)
+    sync = torch.cuda.synchronize if lm.device.type == "cuda" else (lambda: None)
+    rows, results = [], {}
+
+    def clock(fn, *a, **k):
+        sync()
+        seconds, value = timed(fn, *a, **k)
+        sync()
+        return seconds, value
+
+    # --- PPL chunking ---------------------------------------------------------------------------
+    official, record = load_official(args.official_mc, [])
+    legacy = LegacyCacheModel(lm.model)
+
+    def official_ppl():
+        out = []
+        for sentences in docs:
+            official.split_text_by_punctuation = lambda text, language, s=sentences: list(s)
+            official.llm_chunker_ppl("".join(sentences), legacy, lm.tokenizer, 0, "en", batch_size=4096, max_txt_size=9000)
+            out.append(list(record["minima"]))
+        return out
+
+    texts, spans = zip(*(spans_of(s, "") for s in docs))
+    ppl = PerplexityChunker()
+    ppl.lm()
+    ours_ppl = lambda: [e[:-1] for e in ppl.meta_chunk_ends(list(texts), list(spans))]  # noqa: E731
+    clock(lambda: ppl.meta_chunk_ends(list(texts[:4]), list(spans[:4])))  # warm-up (kernels, allocator)
+    off_s, theirs = clock(official_ppl)
+    our_s, ours = clock(ours_ppl)
+    rows.append(("PPL chunking", len(docs), off_s, our_s, pooled_f1(ours, theirs)))
+    results["ppl_profile"] = profile("PPL (8 documents)", lambda: PerplexityChunker().meta_chunk_ends(list(texts[:8]), list(spans[:8])), lm)
+
+    # --- margin sampling --------------------------------------------------------------------------
+    sys.path.insert(0, str(args.official_mc))
+    import margin_sampling_chunking as official_ms
+
+    answers = AnswerTokens(lm)
+
+    def official_margin():
+        out = []
+        for sentences in docs:
+            official_ms.split_text_by_punctuation = lambda text, language, s=sentences: list(s)
+            chunks = official_ms.llm_chunker_ms(" ".join(sentences), lm.model, answers, "en", "no", 200)
+            out.append(ends_of_chunks(chunks, sentences))
+        return out
+
+    mtexts, mspans = zip(*(spans_of(s, " ") for s in docs))
+    ms = MarginSamplingChunker()
+    ours_margin = lambda: [e[:-1] for e in ms.meta_chunk_ends(list(mtexts), list(mspans))]  # noqa: E731
+    clock(lambda: MarginSamplingChunker().meta_chunk_ends(list(mtexts[:4]), list(mspans[:4])))
+    off_s, theirs = clock(official_margin)
+    our_s, ours = clock(ours_margin)
+    plain = margin.QUESTION
+    margin.QUESTION = plain.replace("\n", "\n        ")  # the official prompt's layout (its lines are indented 8 spaces)
+    same_prompt = ours_margin()
+    margin.QUESTION = plain
+    rows.append(("margin sampling", len(docs), off_s, our_s, pooled_f1(ours, theirs)))
+    results["margin_f1_official_prompt_layout"] = pooled_f1(same_prompt, theirs)
+    results["margin_profile"] = profile("margin (8 documents)", lambda: MarginSamplingChunker().meta_chunk_ends(list(mtexts[:8]), list(mspans[:8])), lm)
+
+    # --- LongCodeZip (coarse stage, rank_only on the official side) ---------------------------------
+    instance = official_lcz(args.official_lcz, lm)
+    codes, queries = [t["code"] for t in tasks], [t["instruction"] for t in tasks]
+    chunk_lists = [[Chunk.of(Document(c, id=f"f{i}"), 0, len(c))] for i, c in enumerate(codes)]
+
+    def official_files():
+        return [instance.compress_code_file(code=c, query=q, instruction="", rate=RATE, rank_only=True) for c, q in zip(codes, queries)]
+
+    compressor = LongCodeZip(ratio=1 / RATE, fine_ratio=1.0)
+    clock(lambda: compressor.run_batch(queries[:4], chunk_lists[:4]))
+    off_s, theirs = clock(official_files)
+    our_s, ours = clock(lambda: compressor.run_batch(queries, chunk_lists))
+    fn_j, top5 = [], []
+    for code, mine, result in zip(codes, ours, theirs):
+        chunks = instance.split_code_by_functions(code, language="python")
+        mine_kept = {f["name"].split(".")[-1] for f in mine.metadata["functions"] if f["selected"]}
+        fn_j.append(jaccard(mine_kept, {chunk_name(chunks[i]) for i in result["selected_functions"]}))
+        mine_top = [f["name"].split(".")[-1] for f in sorted(mine.metadata["functions"], key=lambda f: f["rank"])[:5]]
+        top5.append(len(set(mine_top) & {chunk_name(chunks[i]) for i, _ in result["demonstrations_sort"][:5]}))
+    rows.append(("LongCodeZip coarse", len(tasks), off_s, our_s, sum(fn_j) / len(fn_j)))
+    results["lcz_top5_overlap_mean"] = sum(top5) / len(top5)
+    fine_s, _ = clock(lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries, chunk_lists))
+    results["lcz_ours_fine_seconds"] = fine_s
+    results["lcz_profile"] = profile("LongCodeZip (4 files, fine)", lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries[:4], chunk_lists[:4]), lm)
+
+    print(f"\n{'stage':20} {'items':>5} {'official s':>10} {'ours s':>8} {'off. items/s':>12} {'ours items/s':>12} {'speed-up':>8} {'agreement':>9}")
+    for name, n, off_s, our_s, agree in rows:
+        print(f"{name:20} {n:5d} {off_s:10.2f} {our_s:8.2f} {n / off_s:12.2f} {n / our_s:12.2f} {off_s / our_s:7.1f}x {agree:9.3f}")
+    print("agreement: boundary F1 (pooled over documents) for Meta-Chunking; mean Jaccard of kept functions for LongCodeZip")
+    print(json.dumps(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, **results}, indent=1))
+
+
+class AnswerTokens:
+    """The tokenizer for the official margin code, which encodes ``['1', '2']`` expecting one id per
+    item, as transformers 4 did (5 reads the list as a batch)."""
+
+    def __init__(self, lm):
+        self.lm = lm
+
+    def encode(self, text, return_tensors=None):
+        if isinstance(text, list):
+            return torch.tensor([[self.lm.encode(t)[0] for t in text]])
+        return self.lm.tokenizer.encode(text, return_tensors=return_tensors)
+
+
+def official_lcz(folder: Path, lm):
+    """The official ``LongCodeZip`` object around our model and tokenizer (its constructor would
+    download Qwen models): the attributes its ``__init__`` sets, with ``loguru`` stubbed."""
+    quiet = types.SimpleNamespace(**{k: (lambda *a, **kw: None) for k in ("debug", "info", "warning", "error", "remove", "add")})
+    sys.modules.setdefault("loguru", types.SimpleNamespace(logger=quiet))
+    sys.path.insert(0, str(folder))
+    import longcodezip
+
+    instance = object.__new__(longcodezip.LongCodeZip)
+    lm.tokenizer.padding_side = "left"
+    instance.model, instance.tokenizer, instance.model_name, instance.device = lm.model, lm.tokenizer, "smollm2-135m", "cuda"
+    instance.model_config = {}
+    entropy = object.__new__(longcodezip.EntropyChunking)
+    entropy.model, entropy.tokenizer, entropy.device = lm.model, lm.tokenizer, lm.device
+    instance.entropy_chunking = entropy
+    instance.cache = {k: {} for k in ("token_length", "encodings", "perplexity", "conditional_ppl", "context_rankings")}
+    instance.max_cache_size = 1000
+    instance.max_position_embeddings = lm.max_length
+    instance.cache_bos_num, instance.prefix_bos_num, instance.context_idxs = 10, 100, []
+    return instance
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,8 @@ here, so the defaults below are ours and say so.
 The steps, training-free:
 
 1. **Paging the KV cache** (Sec. 3, "KV-level retrieval augmentation"): the long context (the prompt
-   up to and including the sources) is encoded *once*, in chunks of ``prefill_tokens`` (whole pages)
+   up to and including the sources) is encoded *once*, in chunks of ``prefill_tokens`` (whole pages; by
+   default as large as free GPU memory allows, often the whole context)
    on the growing :class:`~transformers.DynamicCache`, so activations are bounded by one chunk while
    every page sees all earlier ones (exact encoding); the pages are then cut from the cache. The KV
    pages move to CPU memory (``offload``) and are reused by every query (build once, query many times).
@@ -48,15 +49,15 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from ragpress.core.attention import project_heads, rotary
 from ragpress.core.decode import check_decode, uses_static
 from ragpress.core.kv_cache import cache_argument
 from ragpress.core.lm import CausalLM
 from ragpress.core.prompt import PromptLayout, chat_messages, encode_prompt, render_chat
 from ragpress.core.stage import check_query
 from ragpress.core.types import Answer, Context
+from ragpress.generators.retrolm.capture import QueryCapture
 from ragpress.generators.retrolm.prefill import encode_pages
-from ragpress.generators.retrolm.static_pages import static_page_cache, swap_pages
+from ragpress.generators.retrolm.static_pages import gather_pages, queue_next, static_page_cache, swap_pages
 
 _SENTINEL = "\u2063RETROLM_QUERY\u2063"  # stands in for the query when the reusable prefix is rendered
 
@@ -71,7 +72,7 @@ class RetroLMSettings:
     local_window: int = 256  # last context tokens always attended (rounded up to whole pages)
     reselect_every: int = 16  # re-retrieve pages every this many new tokens (0: select once)
     offload: bool = True  # keep the paged KV store in CPU memory between queries
-    prefill_tokens: int = 8192  # context tokens per prefill forward (memory and speed, not results)
+    prefill_tokens: int | None = None  # context tokens per prefill forward (memory and speed, not results); None: as free memory allows
     decode: str = "auto"  # decode path (ragpress.core.decode): static cache + compiled steps on CUDA, eager elsewhere
     device: str | None = None
 
@@ -79,37 +80,14 @@ class RetroLMSettings:
         check_decode(self.decode)
         for name in ("page_size", "pages_kept", "prefill_tokens"):
             value = getattr(self, name)
+            if name == "prefill_tokens" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"RetroLM {name} must be a positive integer, got {value!r}.")
         for name in ("local_window", "reselect_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"RetroLM {name} must be a non-negative integer, got {value!r}.")
-
-
-class _QueryCapture:
-    """Forward pre-hooks on every attention module that record the post-RoPE query vectors
-    ``[1, kv_heads, groups * t, head_dim]`` (grouped by the KV head they read) of the tokens passing."""
-
-    def __init__(self, model: Any):
-        self.queries: list[torch.Tensor] = []
-        self.handles = [layer.self_attn.register_forward_pre_hook(self._hook, with_kwargs=True) for layer in model.get_decoder().layers]
-
-    def _hook(self, attn, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        cos, sin = kwargs["position_embeddings"]
-        q = project_heads(attn, "q_proj", "q_norm", hidden)
-        q = rotary(attn)(q, q, cos, sin)[0]
-        kv_heads = q.shape[1] // attn.num_key_value_groups
-        self.queries.append(q.reshape(1, kv_heads, -1, attn.head_dim).float() * attn.scaling)
-
-    def take(self) -> list[torch.Tensor]:
-        out, self.queries = self.queries, []
-        return out
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 @dataclasses.dataclass
@@ -163,8 +141,7 @@ class PagedContext:
 
     def _pages_kv(self, pages: list[int], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = self.tokens(pages)
-        device = self.lm.device
-        return self.keys[layer][:, :, index].to(device), self.values[layer][:, :, index].to(device)
+        return gather_pages(self.keys[layer], index, self.lm.device), gather_pages(self.values[layer], index, self.lm.device)
 
     def _cache(self, pages: list[int], tail: DynamicCache | None = None, tail_from: int = 0) -> DynamicCache:
         """Step 4: the KV of ``pages`` in order (then ``tail``'s entries from ``tail_from`` on)."""
@@ -200,7 +177,7 @@ class PagedContext:
 
     def _forward_capturing(self, ids: torch.Tensor, cache: Any, position: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """:meth:`_forward` (eagerly) with the query vectors of every layer captured for scoring."""
-        capture = _QueryCapture(self.lm.model)
+        capture = QueryCapture(self.lm.model)
         try:
             return self._forward(ids, cache, position), capture.take()
         finally:
@@ -229,18 +206,25 @@ class PagedContext:
         position = self.prefix_len + len(ids)
         eos = self.lm.tokenizer.eos_token_id
         for step in range(1, max_new_tokens + 1):
+            # greedy on the static path: a plain next step is queued before the host reads this token
+            ahead = static and temperature == 0 and step < max_new_tokens and not reads(step - 1) and not reads(step)
             if temperature > 0:
                 token = int(torch.multinomial((logits / temperature).softmax(-1).cpu(), 1, generator=generator))
+            elif ahead:
+                token, logits = queue_next(logits, lambda ids, at=position: self._forward(ids, cache, at, step_call))
+                position += 1
             else:
                 token = int(logits.argmax())
             yield token
             if token == eos or step == max_new_tokens:
                 return
+            if ahead:
+                continue
             if reads(step - 1):
                 new_pages = self.select(self.score_pages(queries))  # the latest token's query vectors
                 if new_pages != pages:
                     if static:
-                        swap_pages(cache, self._pages_kv, new_pages, kept)
+                        swap_pages(cache, self._pages_kv, pages, new_pages, lambda p: len(range(*self.page_span(p))))
                     else:
                         cache, kept = self._cache(new_pages, cache, kept), len(self.tokens(new_pages))
                     pages = new_pages

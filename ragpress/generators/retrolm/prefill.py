@@ -23,23 +23,58 @@ from ragpress.core.lm import CausalLM
 
 @torch.inference_mode()
 def encode_pages(lm: CausalLM, ids: torch.Tensor, page_size: int, offload: bool,
-                 prefill_tokens: int = 8192) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+                 prefill_tokens: int | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
     """Steps 1-2 on token ids ``[n]``: a chunked prefill on a growing :class:`~transformers.DynamicCache`,
     ``prefill_tokens`` tokens (whole pages) a forward, every chunk attending to all earlier tokens; then
-    the pages and their summaries are cut from the cache. Returns per-layer keys and values (on CPU if
-    ``offload``) and the ``[layers, kv_heads, pages, head_dim]`` float32 mean-key page summaries. The
-    chunk size changes memory and speed, not the cache (one page a forward is the same arithmetic)."""
+    the pages and their summaries are cut from the cache. Returns per-layer keys and values (in host
+    memory if ``offload``: pinned when they come from a GPU, so later page copies can be asynchronous)
+    and the ``[layers, kv_heads, pages, head_dim]`` float32 mean-key page summaries. ``None`` takes
+    chunks as large as free memory allows (:func:`prefill_chunk`). The chunk size changes memory and
+    speed, not the cache (one page a forward is the same arithmetic)."""
     cache, n = DynamicCache(), len(ids)
-    step = max(page_size, prefill_tokens // page_size * page_size)
+    step = prefill_chunk(lm.model, n, page_size, lm.device) if prefill_tokens is None else max(page_size, prefill_tokens // page_size * page_size)
     decoder = lm.model.get_decoder()
     with causal_chunks(lm.model):
         for start in tqdm(range(0, n, step), desc="RetroLM prefill", disable=n < 16 * step):
             decoder(input_ids=ids[None, start : start + step].to(lm.device), use_cache=True, **cache_argument(decoder, cache))
     summaries = torch.stack([page_means(layer.keys[0], page_size) for layer in cache.layers])
-    store = "cpu" if offload else lm.device
-    keys = [layer.keys.to(store) for layer in cache.layers]
-    values = [layer.values.to(store) for layer in cache.layers]
+    keys = [to_host(layer.keys) if offload else layer.keys for layer in cache.layers]
+    values = [to_host(layer.values) if offload else layer.values for layer in cache.layers]
+    if offload and lm.device.type == "cuda":
+        torch.cuda.current_stream(lm.device).synchronize()  # the pinned copies above are asynchronous
     return keys, values, summaries
+
+
+def to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in CPU memory; from a GPU, copied asynchronously into pinned memory (the copy runs at
+    the link's speed, and pages copied back from it later need no staging)."""
+    if tensor.device.type != "cuda":
+        return tensor.cpu()
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    return host.copy_(tensor, non_blocking=True)
+
+
+# Bytes held per token of one prefill forward besides the cache, in units of the model's dtype: within
+# a decoder layer at most ~3 MLP-wide tensors (gate, up, their product) and ~6 hidden-wide ones (the
+# residual, the normed input, attention's q, output and its transposed copy), rounded up.
+_ACTIVATIONS = {"intermediate_size": 4, "hidden_size": 8}
+
+
+def prefill_chunk(model: Any, n: int, page_size: int, device: torch.device, spare: float = 0.2) -> int:
+    """Tokens per prefill forward, whole pages: on CUDA as many as the free memory holds once the whole
+    context's KV cache is set aside (``spare`` of it kept free for the allocator and the cache's
+    growth), so a 64K-128K context of an 8B model on an H200 is one forward; 8192 elsewhere (on the CPU
+    a larger chunk saves nothing: the forward is bound by arithmetic, not launches)."""
+    if device.type != "cuda":
+        tokens = 8192
+    else:
+        config = model.config.get_text_config(decoder=True)
+        width = config.hidden_size // config.num_attention_heads
+        size = model.dtype.itemsize
+        cache = n * config.num_hidden_layers * 2 * config.num_key_value_heads * (getattr(config, "head_dim", None) or width) * size
+        per_token = size * sum(factor * getattr(config, name) for name, factor in _ACTIVATIONS.items())
+        tokens = int(((1 - spare) * torch.cuda.mem_get_info(device)[0] - cache) // per_token)
+    return max(page_size, min(tokens, n + page_size - 1) // page_size * page_size)
 
 
 def page_means(keys: torch.Tensor, page_size: int) -> torch.Tensor:

@@ -172,7 +172,7 @@ def test_static_decode_gives_the_eager_tokens_and_pages(tiny_lm_path, lm, monkey
     import ragpress.generators.retrolm.paging as paging
 
     swaps = []
-    monkeypatch.setattr(paging, "swap_pages", lambda *args: swaps.append(args[2]) or paging_swap(*args))
+    monkeypatch.setattr(paging, "swap_pages", lambda *args: swaps.append(args[3]) or paging_swap(*args))
     from ragpress.generators.retrolm.static_pages import swap_pages as paging_swap
 
     doc = Document(TEXT)
@@ -215,3 +215,49 @@ def test_chunked_prefill_on_the_causal_kernel_equals_one_forward(tiny_lm_path, l
     for layer in range(len(keys)):
         torch.testing.assert_close(keys[layer], full.layers[layer].keys, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(values[layer], full.layers[layer].values, atol=1e-5, rtol=1e-4)
+
+
+def test_static_greedy_queues_the_next_step_before_the_host_reads_the_token(tiny_lm_path, lm, monkeypatch):
+    """On the static path a greedy token reaches the caller after the step that feeds it is queued;
+    the eager loop runs that step only when asked for the next token. Same tokens either way."""
+    calls = {}
+    for decode in ("eager", "static"):
+        paged = retro(tiny_lm_path, reselect_every=0, max_new_tokens=5, decode=decode).build(TEXT)
+        forward, count = paged._forward, []
+        monkeypatch.setattr(paged, "_forward", lambda *a, forward=forward, count=count: count.append(1) or forward(*a))
+        stream = paged.stream_ids(paged.query_ids(QUERY), 5)
+        first = next(stream)
+        calls[decode] = (len(count), [first, *stream])
+    assert calls["static"][0] == calls["eager"][0] + 1  # selection and query passes, and on static the queued step
+    assert calls["static"][1] == calls["eager"][1] and len(calls["eager"][1]) == 5
+
+
+def test_a_page_swap_copies_only_the_new_pages_and_equals_a_fresh_cache(tiny_lm_path, lm):
+    from ragpress.generators.retrolm.static_pages import static_page_cache, swap_pages
+
+    paged = retro(tiny_lm_path).build(TEXT)
+    old, new = [0, 2, 3, paged.num_pages - 1], [0, 3, 5, paged.num_pages - 1]
+    length = lambda p: len(range(*paged.page_span(p)))  # noqa: E731
+    kept = sum(map(length, old))
+    cache = static_page_cache(lm.model, paged._pages_kv, old, kept, 8)
+    asked = []
+    swap_pages(cache, lambda pages, layer: asked.append(pages) or paged._pages_kv(pages, layer), old, new, length)
+    assert all(pages == [5] for pages in asked) and len(asked) == len(paged.keys)  # one copy a layer, the new page only
+    fresh = static_page_cache(lm.model, paged._pages_kv, new, kept, 8)
+    for got, want in zip(cache.layers, fresh.layers):
+        assert torch.equal(got.keys, want.keys) and torch.equal(got.values, want.values)
+    with pytest.raises(RuntimeError, match="static cache holds"):
+        swap_pages(cache, paged._pages_kv, new, [0, 3, paged.num_pages - 1], length)
+
+
+def test_the_default_prefill_chunk_is_what_free_gpu_memory_holds(lm, monkeypatch):
+    from ragpress.generators.retrolm.prefill import prefill_chunk
+
+    config, size, n = lm.model.config, lm.model.dtype.itemsize, 1000
+    cache = n * config.num_hidden_layers * 2 * config.num_key_value_heads * config.head_dim * size
+    per_token = size * (4 * config.intermediate_size + 8 * config.hidden_size)
+    cuda = torch.device("cuda")
+    assert prefill_chunk(lm.model, 10_000, 16, torch.device("cpu")) == 8192 and prefill_chunk(lm.model, n, 16, torch.device("cpu")) == 1008
+    for free_tokens, chunk in [(320, 320), (330, 320), (5, 16), (10**6, 1008)]:  # whole pages, at least one, at most the context
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, f=free_tokens: ((cache + f * per_token) / 0.8, 0))
+        assert prefill_chunk(lm.model, n, 16, cuda) == chunk

@@ -19,6 +19,7 @@ from transformers import DynamicCache
 
 from ragpress.core.kv_cache import cache_argument
 from ragpress.core.lm import CausalLM
+from ragpress.generators.retrolm.offload import LayerOffload
 
 
 @torch.inference_mode()
@@ -27,31 +28,29 @@ def encode_pages(lm: CausalLM, ids: torch.Tensor, page_size: int, offload: bool,
     """Steps 1-2 on token ids ``[n]``: a chunked prefill on a growing :class:`~transformers.DynamicCache`,
     ``prefill_tokens`` tokens (whole pages) a forward, every chunk attending to all earlier tokens; then
     the pages and their summaries are cut from the cache. Returns per-layer keys and values (in host
-    memory if ``offload``: pinned when they come from a GPU, so later page copies can be asynchronous)
+    memory if ``offload``: from a GPU, pinned and copied during the last forward, layer by layer,
+    :class:`~ragpress.generators.retrolm.offload.LayerOffload`, so later page copies can be asynchronous)
     and the ``[layers, kv_heads, pages, head_dim]`` float32 mean-key page summaries. ``None`` takes
     chunks as large as free memory allows (:func:`prefill_chunk`). The chunk size changes memory and
     speed, not the cache (one page a forward is the same arithmetic)."""
     cache, n = DynamicCache(), len(ids)
     step = prefill_chunk(lm.model, n, page_size, lm.device) if prefill_tokens is None else max(page_size, prefill_tokens // page_size * page_size)
     decoder = lm.model.get_decoder()
+    starts = range(0, n, step)
+    overlap = offload and lm.device.type == "cuda"
     with causal_chunks(lm.model):
-        for start in tqdm(range(0, n, step), desc="RetroLM prefill", disable=n < 16 * step):
-            decoder(input_ids=ids[None, start : start + step].to(lm.device), use_cache=True, **cache_argument(decoder, cache))
+        for start in tqdm(starts, desc="RetroLM prefill", disable=n < 16 * step):
+            offloader = LayerOffload(lm.model, cache, lm.device) if overlap and start == starts[-1] else contextlib.nullcontext()
+            with offloader:
+                decoder(input_ids=ids[None, start : start + step].to(lm.device), use_cache=True, **cache_argument(decoder, cache))
     summaries = torch.stack([page_means(layer.keys[0], page_size) for layer in cache.layers])
-    keys = [to_host(layer.keys) if offload else layer.keys for layer in cache.layers]
-    values = [to_host(layer.values) if offload else layer.values for layer in cache.layers]
-    if offload and lm.device.type == "cuda":
-        torch.cuda.current_stream(lm.device).synchronize()  # the pinned copies above are asynchronous
+    if overlap:
+        keys, values = offloader.take()
+    elif offload:
+        keys, values = [layer.keys.cpu() for layer in cache.layers], [layer.values.cpu() for layer in cache.layers]
+    else:
+        keys, values = [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
     return keys, values, summaries
-
-
-def to_host(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` in CPU memory; from a GPU, copied asynchronously into pinned memory (the copy runs at
-    the link's speed, and pages copied back from it later need no staging)."""
-    if tensor.device.type != "cuda":
-        return tensor.cpu()
-    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-    return host.copy_(tensor, non_blocking=True)
 
 
 # Bytes held per token of one prefill forward besides the cache, in units of the model's dtype: within

@@ -261,3 +261,20 @@ def test_the_default_prefill_chunk_is_what_free_gpu_memory_holds(lm, monkeypatch
     for free_tokens, chunk in [(320, 320), (330, 320), (5, 16), (10**6, 1008)]:  # whole pages, at least one, at most the context
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, f=free_tokens: ((cache + f * per_token) / 0.8, 0))
         assert prefill_chunk(lm.model, n, 16, cuda) == chunk
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the overlapped offload runs on CUDA only")
+def test_offload_during_the_last_forward_equals_the_cache_and_is_pinned(tiny_lm_path):
+    """On a GPU the store is copied layer by layer during the last prefill forward (LayerOffload):
+    the host tensors are pinned and equal the one-shot cache, for one chunk and for several."""
+    from ragpress.generators.retrolm import encode_pages
+    from ragpress.models import load_causal_lm
+
+    lm = load_causal_lm(tiny_lm_path, device="cuda")
+    ids = torch.tensor(lm.encode(TEXT)[:150])
+    reference, _, _ = encode_pages(lm, ids, 16, offload=False, prefill_tokens=160)
+    for chunk in (160, 48):
+        keys, values, _ = encode_pages(lm, ids, 16, offload=True, prefill_tokens=chunk)
+        assert all(k.device.type == "cpu" and k.is_pinned() and v.is_pinned() for k, v in zip(keys, values))
+        for layer, key in enumerate(keys):
+            torch.testing.assert_close(key, reference[layer].cpu(), atol=1e-4, rtol=1e-3)

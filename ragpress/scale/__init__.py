@@ -6,10 +6,18 @@ streams files into a LanceDB table, idempotently (optional extra ``ragpress[scal
 >>> LanceDBRetriever(uri="./index.lance").run("How does the with statement work?")
 
 On the command line: ``ragpress index --pipeline rag.yaml --input 'docs/*.jsonl' --store ./index.lance``.
+
+The names below load on first use: a Ray worker that imports one module of this package (a chunking
+actor imports :mod:`ragpress.scale.workers`) should not pay for Ray Data's driver side and LanceDB.
 """
 
-from ragpress.scale.job import IndexJob, IndexReport, store_of
-from ragpress.scale.sources import Problem
-from ragpress.scale.workers import BadInputError
+import importlib
 
-__all__ = ["BadInputError", "IndexJob", "IndexReport", "Problem", "store_of"]
+HOMES = {"IndexJob": "job", "IndexReport": "job", "store_of": "job", "Problem": "sources", "BadInputError": "workers"}
+__all__ = sorted(HOMES)
+
+
+def __getattr__(name: str):
+    if name not in HOMES:
+        raise AttributeError(f"module 'ragpress.scale' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ragpress.scale.{HOMES[name]}"), name)

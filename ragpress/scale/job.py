@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Sequence
@@ -27,9 +28,10 @@ import ray.data
 
 from ragpress.pipelines.graph import Pipeline
 from ragpress.retrievers.lancedb import LanceDBRetriever
+from ragpress.scale.embed import EmbedWorker
 from ragpress.scale.ledger import Ledger
 from ragpress.scale.sources import expand
-from ragpress.scale.workers import BadInputError, ChunkWorker, EmbedWorker, Tally, read_documents
+from ragpress.scale.workers import BadInputError, ChunkWorker, Tally, read_documents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +60,7 @@ class IndexJob:
     embed_batch: int = 256  # chunks per embedding call
     read_batch: int = 256  # documents per batch out of a reader
     write_batch: int = 2048  # chunks per append to the table
-    cpus: float = 1.0  # CPUs each actor asks Ray for
+    cpus: float = 1.0  # CPUs each actor asks Ray for (each reader half that), or an even share on a cluster with fewer
     embed_gpus: float | None = None  # GPUs per embedding actor; None: 1 where the cluster has GPUs, else 0
     on_bad_input: Literal["skip", "fail"] = "skip"
 
@@ -72,15 +74,16 @@ class IndexJob:
         start_ray(self.workers, self.cpus)
         ledger, tally = Ledger(store), ray.remote(Tally).remote()
         settings = hashlib.sha256(json.dumps([pipeline.chunker.to_dict(), store.model]).encode()).hexdigest()
+        cpus = min(self.cpus, ray.cluster_resources().get("CPU", 1) / (2 * self.workers + 1))  # a small cluster: an even share
         gpus = self.embed_gpus if self.embed_gpus is not None else float(ray.cluster_resources().get("GPU", 0) > 0)
         pool = ray.data.ActorPoolStrategy(size=self.workers)
         data = ray.data.from_items([{"path": path} for path in files], override_num_blocks=len(files))
-        data = data.map_batches(read_documents, batch_size=1, num_cpus=self.cpus / 2, fn_kwargs=dict(
+        data = data.map_batches(read_documents, batch_size=1, num_cpus=cpus / 2, fn_kwargs=dict(
             settings=settings, known=ledger.keys(), fail=self.on_bad_input == "fail", tally=tally, batch_size=self.read_batch))
         data = data.map_batches(ChunkWorker, fn_constructor_args=(fresh(pipeline.chunker),), batch_size=self.chunk_batch,
-                                compute=pool, num_cpus=self.cpus)
+                                compute=pool, num_cpus=cpus)
         data = data.map_batches(EmbedWorker, fn_constructor_args=(fresh(store),), batch_size=self.embed_batch, compute=pool,
-                                num_cpus=self.cpus, num_gpus=gpus, batch_format="pyarrow")
+                                num_cpus=cpus, num_gpus=gpus, batch_format="pyarrow")
         chunks = 0
         try:
             for batch in data.iter_batches(batch_size=self.write_batch, batch_format="pyarrow"):
@@ -128,9 +131,12 @@ def start_ray(workers: int, cpus: float) -> None:
 
 
 def bad_input(error: BaseException) -> BadInputError | None:
-    """The :class:`BadInputError` behind a failed Ray job, raised again as itself."""
-    while error is not None:
+    """The :class:`BadInputError` behind a failed Ray job (Ray wraps it, traceback and all), as itself."""
+    seen = []
+    while error is not None and error not in seen:
+        seen.append(error)
         if isinstance(error, BadInputError):
-            return BadInputError(str(error).splitlines()[-1])
-        error = error.__cause__ or error.__context__
+            found = re.search(r"BadInputError: (.+)", str(error))
+            return BadInputError(found.group(1) if found else str(error))
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
     return None

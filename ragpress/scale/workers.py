@@ -1,10 +1,9 @@
-"""The work a Ray Data job spreads over its workers: reading files into documents, chunking them,
-embedding the chunks. Each step takes and gives a batch of plain columns; documents and chunks
-travel as JSON text (ASCII, so lone surrogates survive Arrow's UTF-8 strings) and become rows of
-the LanceDB table only after embedding (:func:`~ragpress.retrievers.lancedb.stored_rows`).
-
-The chunker and embedder run in actor classes that build their model once, when the actor starts,
-and keep it for every batch they are given."""
+"""The work a Ray Data job spreads over its workers before embedding: reading files into
+documents and chunking them (embedding: :mod:`ragpress.scale.embed`). Each step takes and gives a
+batch of plain columns; documents and chunks travel as JSON text (ASCII, so lone surrogates
+survive Arrow's UTF-8 strings). The chunker runs in an actor class, built once when the actor
+starts and kept for every batch it is given; this module imports no embedder, so those actors
+start quickly."""
 
 from __future__ import annotations
 
@@ -14,11 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from ragpress.chunkers.base import Chunker
 from ragpress.core.types import Chunk, Document
-from ragpress.retrievers.lancedb import LanceDBRetriever, chunk_id, stored_rows
 from ragpress.scale.sources import Problem, document_key, read_file
 
 
@@ -36,7 +33,7 @@ def read_documents(batch: dict[str, np.ndarray], settings: str, known: frozenset
         for item in read_file(str(path)):
             if isinstance(item, Problem):
                 if fail:
-                    raise BadInputError(f"{item} (run with on_bad_input='skip', or --skip-bad-input, to leave such lines out)")
+                    raise BadInputError(f"{item} (on_bad_input='skip', or --on-bad-input skip on the command line, leaves such lines out)")
                 problems.append(str(item))
                 continue
             key = document_key(item, settings)
@@ -74,25 +71,6 @@ class ChunkWorker:
         chunks = [Chunk.from_dict(c.to_dict() | {"metadata": {**metadata[c.doc_id], **c.metadata}}) for c in chunks]
         return {"chunk": [json.dumps(c.to_dict()) for c in chunks], "doc_key": [str(keys[c.doc_id]) for c in chunks],
                 "doc_chunks": [counts[c.doc_id] for c in chunks]}
-
-
-class EmbedWorker:
-    """Embeds a batch of chunks with ``store``'s embedder, loaded once when the worker starts, and
-    returns them as rows of ``store``'s table plus ``doc_key`` and ``doc_chunks``."""
-
-    def __init__(self, store: LanceDBRetriever):
-        self.store = store
-        store.embed(["load the model now"])
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        chunks = {}
-        for text in batch["chunk"].to_pylist():
-            chunk = Chunk.from_dict(json.loads(text))
-            chunks[chunk_id(chunk)] = chunk
-        if len(chunks) != len(batch):
-            raise RuntimeError("The chunker gave the same span of a document twice; chunk ids must be unique within a job.")
-        rows = stored_rows(chunks, self.store.embed([c.text for c in chunks.values()], chunks=True))
-        return rows.append_column("doc_key", batch["doc_key"]).append_column("doc_chunks", batch["doc_chunks"].cast(pa.int64()))
 
 
 class Tally:

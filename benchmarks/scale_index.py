@@ -134,7 +134,7 @@ def mean_pooling_encoder(model_dir: str, texts: list[str], batch: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--documents", type=int, default=600)
+    parser.add_argument("--documents", type=int, default=600, help="0 skips the throughput measurement")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--ann-rows", type=int, default=300_000, help="0 skips the ANN measurement")
     parser.add_argument("--queries", type=int, default=100)
@@ -149,14 +149,17 @@ def main() -> None:
     if args.write_texts:
         return write_texts(args.write_texts, args.documents)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    with tempfile.TemporaryDirectory() as folder:
-        rows = throughput(docstring_documents(args.documents), args.workers, Path(folder))
-    print_table(["run", "documents", "chunks", "s", "documents/s", "chunks/s"], rows, "lrrrrr")
+    if args.documents:
+        with tempfile.TemporaryDirectory() as folder:
+            rows = throughput(docstring_documents(args.documents), args.workers, Path(folder))
+        print_table(["run", "documents", "chunks", "s", "documents/s", "chunks/s"], rows, "lrrrrr")
     if args.ann_rows:
         from benchmarks.lancedb_store import HEADER, measure
 
         with tempfile.TemporaryDirectory() as folder:
             print_table(HEADER, measure(args.ann_rows, args.queries, folder), "r" * len(HEADER))
+            sizes = {table.name: sum(f.stat().st_size for f in table.rglob("*") if f.is_file()) for table in Path(folder).glob("*.lance")}
+            print("on disk, bytes a row: " + ", ".join(f"{name} {size / args.ann_rows:,.0f}" for name, size in sorted(sizes.items())))
     print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
 
 

@@ -49,19 +49,23 @@ def pipeline():
 
 
 def throughput(documents: list[Document], workers: list[int], folder: Path) -> list[tuple]:
+    import torch
+
     from ragpress.scale import IndexJob
     from ragpress.scale.job import start_ray
 
     rag = pipeline()
     rag.nodes["store"].stage.uri = str(folder / "in_process")
     seconds, chunks = timed(rag.index, documents)
-    rows = [("Pipeline.index, in process", len(documents), len(chunks), f"{seconds:.1f}", f"{len(documents) / seconds:.1f}", f"{len(chunks) / seconds:.1f}")]
+    threads = f"torch {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}"
+    rows = [(f"Pipeline.index, in process ({threads})", len(documents), len(chunks), f"{seconds:.1f}", f"{len(documents) / seconds:.1f}", f"{len(chunks) / seconds:.1f}")]
     files = []
     for k in range(PIECES):
         files.append(folder / f"docs{k}.jsonl")
         files[-1].write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in documents[k::PIECES]))
-    started, _ = timed(start_ray, max(workers), 1.0)
-    print(f"Ray started in process in {started:.1f} s", flush=True)
+    if workers:
+        started, _ = timed(start_ray, max(workers), 1.0)
+        print(f"Ray started in process in {started:.1f} s", flush=True)
     for n in workers:
         report = IndexJob(store=str(folder / f"ray{n}"), workers=n).run(pipeline(), [str(folder / "docs*.jsonl")])
         assert (report.documents, report.chunks) == (len(documents), len(chunks)), report
@@ -135,7 +139,7 @@ def mean_pooling_encoder(model_dir: str, texts: list[str], batch: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=600, help="0 skips the throughput measurement")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="none: only the in-process run")
     parser.add_argument("--ann-rows", type=int, default=300_000, help="0 skips the ANN measurement")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--embed-rate", metavar="MODEL_DIR")

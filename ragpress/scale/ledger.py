@@ -43,7 +43,11 @@ class Ledger:
         ``doc_chunks``) that this run has not written yet; record the documents now complete.
         Returns the number of chunks added."""
         ids, doc_ids = batch["chunk_id"].to_pylist(), batch["doc_id"].to_pylist()
-        keep = [i for i, chunk in enumerate(ids) if chunk not in self.written and not self.written.add(chunk)]
+        keep = []
+        for i, chunk in enumerate(ids):
+            if chunk not in self.written:
+                self.written.add(chunk)
+                keep.append(i)
         stale = sorted({doc_ids[i] for i in keep} & self.present - self.cleared)
         if stale:
             self.store.remove(stale)

@@ -118,6 +118,7 @@ def check_job_result(folder, report, rag: Pipeline, documents: list[Document]) -
     assert spans(store.chunks) == spans(expected)
     modules = {d.id: d.metadata["module"] for d in documents}
     assert all(c.metadata["module"] == modules[c.doc_id] for c in store.chunks)
+    assert {modules[h.doc_id] for h in store.run(QUERIES[0], where={"metadata": {"module": "json"}})} == {"json"}  # filterable
     exact = DenseRetriever(model=model, top_k=10, index_type="flat")
     exact.index(expected)
     for query in QUERIES:

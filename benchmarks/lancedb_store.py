@@ -20,6 +20,8 @@ from ragpress.retrievers.lancedb import LanceDBRetriever
 
 DIM, PER_DOC, WIDTH = 384, 1000, 9  # a row's text is "c0000042 " (WIDTH chars); a document holds PER_DOC rows
 VECTORS: dict[str, np.ndarray] = {}
+HEADER = ["rows", "write rows/s", "IVF-PQ build s", "exact ms p50/p99", "ANN ms p50/p99", "ANN + where ms p50/p99",
+          "recall@10 ANN vs exact", f"upsert {PER_DOC} new / again ms", f"delete {PER_DOC} ms"]
 
 
 class SyntheticStore(LanceDBRetriever):
@@ -76,8 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         rows = [row for n in args.rows for row in measure(n, args.queries, folder)]
-    print_table(["rows", "write rows/s", "IVF-PQ build s", "exact ms p50/p99", "ANN ms p50/p99", "ANN + where ms p50/p99",
-                 "recall@10 ANN vs exact", f"upsert {PER_DOC} new / again ms", f"delete {PER_DOC} ms"], rows, "rrrrrrrrr")
+    print_table(HEADER, rows, "r" * len(HEADER))
 
 
 if __name__ == "__main__":

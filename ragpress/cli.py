@@ -1,4 +1,4 @@
-"""The ``ragpress`` command: ``demo``, ``serve PIPELINE.yaml``, ``stages`` and ``train METHOD``.
+"""The ``ragpress`` command: ``demo``, ``serve PIPELINE.yaml``, ``index``, ``stages`` and ``train METHOD``.
 
 Stages and trainers are found, not listed: every public module or method folder under the stage
 families is a stage's home, and every method folder with a ``train.py`` (exposing
@@ -124,6 +124,27 @@ def serve(args: argparse.Namespace) -> None:
     run_server(app, args.host, args.port)
 
 
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline", required=True, help="a pipeline file: its chunker, and the model of its LanceDB or dense retriever")
+    parser.add_argument("--input", required=True, nargs="+", metavar="FILES",
+                        help="JSON lines, Parquet or text files, paths or quoted globs ('docs/*.jsonl')")
+    parser.add_argument("--store", required=True, help="the LanceDB folder (or bucket URI) to fill; a rerun adds only new documents")
+    parser.add_argument("--workers", type=int, default=1, help="Ray actors for chunking and as many for embedding (default 1)")
+    parser.add_argument("--on-bad-input", choices=("skip", "fail"), default="skip",
+                        help="a line that is not a document: skip it and list it at the end (default), or stop the job")
+    parser.add_argument("--allow", action="append", default=[], metavar="SETTING", help="let the file set this guarded setting; repeatable")
+    parser.add_argument("--allow-external", action="store_true", help="let the file name stage classes from outside ragpress")
+
+
+def index(args: argparse.Namespace) -> None:
+    """``ragpress index``: the pipeline's indexing half over the files, as a Ray Data job (ragpress.scale)."""
+    from ragpress.pipelines.graph import Pipeline
+    from ragpress.scale import IndexJob
+
+    pipeline = Pipeline.load(args.pipeline, allow_external=args.allow_external, allow=args.allow)
+    print(IndexJob(store=args.store, workers=args.workers, on_bad_input=args.on_bad_input).run(pipeline, args.input), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="ragpress", description="Context compression and retrieval-augmented generation.")
@@ -136,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="provence: keep the sentences that answer (default); budget: whole chunks while they fit --budget")
     demo.add_argument("--compare", action="store_true", help="answer each question with and without compression, side by side")
     add_serve_arguments(commands.add_parser("serve", help="serve a pipeline file over HTTP: /query, /compress, /docs"))
+    add_index_arguments(commands.add_parser("index", help="index JSON lines, Parquet or text files into a LanceDB folder on Ray"))
     commands.add_parser("stages", help="list the stages and the papers they implement")
     commands.add_parser("train", help="train a trainable method: ragpress train METHOD --help", add_help=False)
     if argv[:1] == ["train"]:
@@ -153,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             serve(args)
         except (ValueError, TypeError, OSError, ImportError) as error:
             print(f"ragpress serve: {error}", file=sys.stderr)
+            return 2
+    elif args.command == "index":
+        try:
+            index(args)
+        except (ValueError, TypeError, OSError, ImportError) as error:
+            print(f"ragpress index: {error}", file=sys.stderr)
             return 2
     elif args.command == "stages":
         for path, summary in stages():

@@ -18,7 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "langchain": ("langchain_core",),
     "serve": ("fastapi", "uvicorn"),
     "eval": ("wonderwords",),
-    "scale": ("lancedb",),
+    "scale": ("lancedb", "ray"),
 }
 EXTRA_OF = {module: extra for extra, modules in EXTRAS.items() for module in modules}
 

@@ -53,21 +53,21 @@ class LanceDBRetriever(Retriever):
 
     @property
     def indexed(self) -> bool:
-        return self.table in self._db()
+        return self.table in self.database()
 
     @property
     def chunks(self) -> list[Chunk]:
         """Every chunk in the table (read from disk: the table, not this object, holds the index)."""
         self._check_indexed()
-        return [_chunk(row) for row in self.open_table().to_arrow().to_pylist()]
+        return [stored_chunk(row) for row in self.open_table().to_arrow().to_pylist()]
 
     def index(self, chunks: list[Chunk]) -> None:
         """Replace the table with ``chunks`` (the base class's copy in memory is not kept)."""
         self.build(check_chunks(chunks, allow_empty=False))
 
     def build(self, chunks: list[Chunk]) -> None:
-        table = self._db().create_table(self.table, data=self._rows(_unique(chunks)), mode="overwrite")
-        self._grow_index(table)
+        self.database().create_table(self.table, data=self._rows(_unique(chunks)), mode="overwrite")
+        self.grow_index()
 
     def upsert(self, chunks: list[Chunk]) -> None:
         """Embed and insert only the chunks whose id the table lacks; ``merge_insert`` on the id keeps
@@ -78,7 +78,17 @@ class LanceDBRetriever(Retriever):
             fresh = {key: chunk for key, chunk in fresh.items() if key not in have}
         if fresh:
             table.merge_insert("chunk_id").when_not_matched_insert_all().execute(self._rows(fresh))
-            self._grow_index(table)
+            self.grow_index()
+
+    def append(self, rows: pa.Table) -> None:
+        """Add rows embedded elsewhere (:func:`stored_rows`; a batch job's workers) to the table,
+        creating it on first use. Nothing is checked against the rows already there: the caller
+        writes each chunk id once (:mod:`ragpress.scale` does), which keeps a long job's writes
+        from scanning the table; :meth:`add` is the safe way for anything else."""
+        if self.indexed:
+            self.open_table().add(rows)
+        else:
+            self.database().create_table(self.table, data=rows)
 
     def remove(self, doc_ids: list[str]) -> None:
         if doc_ids:
@@ -95,7 +105,7 @@ class LanceDBRetriever(Retriever):
             search = table.search(vector).distance_type("cosine").limit(top_k)
             search = search.bypass_vector_index() if self.vector_index == "exact" else search.nprobes(self.nprobes).refine_factor(self.refine_factor)
             rows = (search.where(condition, prefilter=True) if condition else search).to_arrow().to_pylist()
-            found.append([_chunk(row).with_score(1.0 - row["_distance"]) for row in rows])
+            found.append([stored_chunk(row).with_score(1.0 - row["_distance"]) for row in rows])
         return found
 
     def save_index(self, path: Path) -> None:
@@ -107,28 +117,16 @@ class LanceDBRetriever(Retriever):
         if not self.indexed or set(self.open_table().search().select(["chunk_id"]).to_arrow()["chunk_id"].to_pylist()) != saved:
             raise ValueError(f"The LanceDB table {self.table!r} at {self.uri} no longer holds the saved chunks: index them again.")
 
-    def _grow_index(self, table) -> None:
+    def grow_index(self) -> None:
         """Build the ANN index once the table is big enough (``auto``) or at once (``ann``); rows
         added later are searched exactly beside it until ``table.optimize()`` folds them in."""
+        table = self.open_table()
         wanted = self.vector_index == "ann" or (self.vector_index == "auto" and table.count_rows() >= self.ann_threshold)
         if wanted and not any(ix.columns == ["vector"] for ix in table.list_indices()):
             table.create_index(metric="cosine", index_type="IVF_PQ", vector_column_name="vector")
 
     def _rows(self, chunks: dict[str, Chunk]) -> pa.Table:
-        vectors = self.embed([c.text for c in chunks.values()], chunks=True)
-        columns = {
-            "chunk_id": list(chunks),
-            "doc_id": [c.doc_id for c in chunks.values()],
-            "start": [c.start for c in chunks.values()],
-            "end": [c.end for c in chunks.values()],
-            # UTF-8 with lone surrogates kept (surrogatepass): the text is stored exactly as the source holds it
-            "text": [c.text.encode("utf-8", "surrogatepass") for c in chunks.values()],
-            "token_count": [c.token_count for c in chunks.values()],
-            "metadata": [json.dumps(dict(c.metadata)) for c in chunks.values()],
-            "children": [json.dumps([child.to_dict() for child in c.children]) for c in chunks.values()],
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
-        }
-        return pa.table(columns, schema=_schema(vectors.shape[1]))
+        return stored_rows(chunks, self.embed([c.text for c in chunks.values()], chunks=True))
 
     def embed(self, texts: list[str], chunks: bool = False) -> np.ndarray:
         """Unit-length embeddings of ``texts``: queries, or with ``chunks`` the rows to store (see
@@ -136,14 +134,32 @@ class LanceDBRetriever(Retriever):
         elsewhere (a batch job, a benchmark's synthetic ones)."""
         return embed_texts(self.model, self.device, texts, self.batch_size, chunks)
 
-    def _db(self):
+    def database(self):
+        """The LanceDB connection to the folder (or bucket) at ``uri``."""
         if getattr(self, "_connection", (None,))[0] != self.uri:  # uri is a plain attribute: reconnect if it changed
             self._connection = (self.uri, lancedb.connect(self.uri))
         return self._connection[1]
 
     def open_table(self):
         """The LanceDB table itself, for what this class does not wrap (``optimize``, versions, SQL)."""
-        return self._db().open_table(self.table)
+        return self.database().open_table(self.table)
+
+
+def stored_rows(chunks: Mapping[str, Chunk], vectors: np.ndarray) -> pa.Table:
+    """The table rows of ``chunks`` (keyed by :func:`chunk_id`) with their unit-length ``vectors``."""
+    columns = {
+        "chunk_id": list(chunks),
+        "doc_id": [c.doc_id for c in chunks.values()],
+        "start": [c.start for c in chunks.values()],
+        "end": [c.end for c in chunks.values()],
+        # UTF-8 with lone surrogates kept (surrogatepass): the text is stored exactly as the source holds it
+        "text": [c.text.encode("utf-8", "surrogatepass") for c in chunks.values()],
+        "token_count": [c.token_count for c in chunks.values()],
+        "metadata": [json.dumps(dict(c.metadata)) for c in chunks.values()],
+        "children": [json.dumps([child.to_dict() for child in c.children]) for c in chunks.values()],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
+    }
+    return pa.table(columns, schema=_schema(vectors.shape[1]))
 
 
 def chunk_id(chunk: Chunk) -> str:
@@ -194,7 +210,7 @@ def _unique(chunks: list[Chunk]) -> dict[str, Chunk]:
     return {chunk_id(c): c for c in chunks}
 
 
-def _chunk(row: Mapping[str, Any]) -> Chunk:
+def stored_chunk(row: Mapping[str, Any]) -> Chunk:
     children = tuple(Chunk.from_dict(c) for c in json.loads(row["children"]))
     return Chunk(doc_id=row["doc_id"], start=row["start"], end=row["end"], text=row["text"].decode("utf-8", "surrogatepass"),
                  token_count=row["token_count"], metadata=json.loads(row["metadata"]), children=children)

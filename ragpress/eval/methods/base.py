@@ -56,10 +56,12 @@ class Prepared:
 class Approach:
     """A method at one ratio. ``query_aware`` methods compress per question; ``reads_per_question``
     says whether a model reads the whole context again for each question (GemFilter's filter pass,
-    Provence's encoder), which is what makes them cost more when many questions share a context."""
+    Provence's encoder), which is what makes them cost more when many questions share a context;
+    ``reads_in_prepare`` whether one reads it once, up front."""
 
     query_aware: bool = True
     reads_per_question: bool = False
+    reads_in_prepare: bool = False  # a model reads the whole context once in prepare (an embedder, a prefill, an encoder)
 
     def __init__(self, setup: Setup, ratio: float | None):
         self.setup, self.ratio = setup, ratio

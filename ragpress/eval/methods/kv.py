@@ -10,6 +10,7 @@ from ragpress.eval.methods.base import Approach, Method, Prepared, Reply, regist
 
 class RetroLM(Approach):
     query_aware = False
+    reads_in_prepare = True
 
     def stage(self, tokens: int):
         from ragpress.generators.retrolm import RetroLM as Stage

@@ -11,6 +11,8 @@ CHUNK = 128  # tokens a retrieved window holds (MiniLM reads 256 word pieces)
 
 
 class Retrieval(Approach):
+    reads_in_prepare = True  # the embedder (dense) or the tree's summariser (LATTICE); BM25 only counts words
+
     def retriever(self, chunks):
         raise NotImplementedError
 
@@ -37,6 +39,8 @@ class Dense(Retrieval):
 
 
 class BM25(Retrieval):
+    reads_in_prepare = False
+
     def retriever(self, chunks):
         from ragpress.retrievers.bm25 import BM25Retriever
 

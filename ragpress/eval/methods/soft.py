@@ -9,6 +9,7 @@ from ragpress.eval.methods.base import Approach, Method, Prepared, Reply, genera
 
 class Soft(Approach):
     query_aware = False
+    reads_in_prepare = True
 
     def stage(self):
         raise NotImplementedError

@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 48 for RULER, 24 for QA, 128 for code")
     parser.add_argument("--device", default=None, help="default: cuda when there is one, else cpu")
+    parser.add_argument("--decode", default="auto", choices=("auto", "eager", "static"), help="the answering model's decode path (default auto)")
     parser.add_argument("--shared", type=int, default=0, metavar="Q",
                         help="SCBench mode: Q questions over each shared context (niah tasks), methods prepare once per context")
 
@@ -29,7 +30,7 @@ def main(args: argparse.Namespace) -> None:
 
     ratios = [int(r) if float(r).is_integer() else r for r in args.ratios]
     common = dict(methods=args.methods, ratios=ratios, model=args.model, limit=args.limit, out=args.out, context_tokens=args.context_tokens,
-                  seed=args.seed, max_new_tokens=args.max_new_tokens, device=args.device)
+                  seed=args.seed, max_new_tokens=args.max_new_tokens, device=args.device, decode=args.decode)
     for task in args.task:
         if args.shared:
             run_shared(task, questions=args.shared, **common)

@@ -123,14 +123,14 @@ def row_key(row: dict[str, Any]) -> tuple:
 
 def run(task: str, methods: Sequence[str] | None = None, ratios: Sequence[float] = (2, 4, 8), model: str = "smollm2-135m",
         limit: int = 10, out: str | Path = "eval-out", context_tokens: int = 4096, seed: int = 0,
-        max_new_tokens: int | None = None, device: str | None = None, report: bool = True) -> list[dict[str, Any]]:
+        max_new_tokens: int | None = None, device: str | None = None, decode: str = "auto", report: bool = True) -> list[dict[str, Any]]:
     """Answer ``limit`` examples of ``task`` with each method at each of its ``ratios``, appending rows to
     ``out/predictions.jsonl`` (rows already there are skipped); returns this task's rows, all of them.
     ``report`` writes ``out/table.md`` and ``out/score_vs_ratio.png`` (needs matplotlib) for the file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "predictions.jsonl"
-    setup = Setup(model=model, device=device, seed=seed, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS[family(task)])
+    setup = Setup(model=model, device=device, seed=seed, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS[family(task)], decode=decode)
     chosen = resolve_methods(methods)
     examples = load_examples(task, limit, context_tokens, seed, model)
     done = {row_key(r) for r in read_rows(path)}

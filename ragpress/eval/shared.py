@@ -41,14 +41,14 @@ def shared_questions(example: Example, count: int) -> list[tuple[str, tuple[str,
 
 def run_shared(task: str, questions: int = 4, methods: Sequence[str] | None = None, ratios: Sequence[float] = (2, 4, 8),
                model: str = "smollm2-135m", limit: int = 4, out: str | Path = "eval-out", context_tokens: int = 4096,
-               seed: int = 0, max_new_tokens: int | None = None, device: str | None = None) -> list[dict[str, Any]]:
+               seed: int = 0, max_new_tokens: int | None = None, device: str | None = None, decode: str = "auto") -> list[dict[str, Any]]:
     """Each method at each ratio prepares each of ``limit`` contexts once and answers ``questions`` questions
     over it; rows go to ``out/shared.jsonl`` (a context whose rows are there is skipped) and the table of
     score and per-context cost to ``out/shared.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "shared.jsonl"
-    setup = Setup(model=model, device=device, seed=seed, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS["ruler"])
+    setup = Setup(model=model, device=device, seed=seed, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS["ruler"], decode=decode)
     examples = load_examples(task, limit, context_tokens, seed, model)
     done = {(r["context"], r["method"], r["ratio"], r["model"]) for r in read_rows(path)}
     with path.open("a") as sink:

@@ -98,3 +98,12 @@ def test_legacy_cache_wrapper_hands_llmlingua_tuples_and_takes_them_back(tiny_lm
     assert second.past_key_values[0][0].shape[-2] == 5
     whole = tiny_lm.model(torch.tensor([[1, 2, 3, 4, 5]])).logits[0, -1]
     assert torch.allclose(second.logits[0, -1], whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["random_drop", "gemfilter", "retrolm", "longllmlingua", "rebel", "lattice"])
+def test_each_method_answers_within_its_budget(name, tiny_lm_path, tmp_path):
+    (row,) = runner.run("niah_single", [name], ratios=[4], model=tiny_lm_path, out=tmp_path, report=False, **TINY)
+    assert "error" not in row, row.get("error")
+    slack = 130 if name == "longllmlingua" else 1  # its README setting context_budget="+100" (GPT tokens) loosens its budget
+    assert 0 < row["tokens_after"] <= row["tokens_before"] / 4 + slack
+    assert row["ttft_s"] >= row["prepare_s"] > 0

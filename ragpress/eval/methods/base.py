@@ -22,12 +22,13 @@ Builder = Callable[["Setup", "float | None"], "Approach"]
 @dataclass(frozen=True)
 class Setup:
     """Settings every method shares: the causal LM that answers (and that model-based methods run),
-    where it runs, how long an answer may be, and the seed of the random baselines."""
+    where it runs, how long an answer may be, the seed of the random baselines and the decode path."""
 
     model: str = "smollm2-135m"
     device: str | None = None
     max_new_tokens: int = 32
     seed: int = 0
+    decode: str = "auto"  # the answering generator's decode path (ragpress.core.decode); "eager" skips compiling on CUDA
 
 
 @dataclass
@@ -119,7 +120,7 @@ def generate(setup: Setup, context: Context) -> Reply:
     """Stream the answer of ``setup.model`` to ``context`` (sources or soft embeddings, then the question)."""
     from ragpress.generators.transformers_lm import TransformersGenerator
 
-    generator = TransformersGenerator(model=setup.model, device=setup.device, max_new_tokens=setup.max_new_tokens)
+    generator = TransformersGenerator(model=setup.model, device=setup.device, max_new_tokens=setup.max_new_tokens, decode=setup.decode)
     return Reply(generator.stream(context), lambda: context)
 
 

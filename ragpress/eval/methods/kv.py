@@ -18,13 +18,15 @@ class RetroLM(Approach):
         budget = self.budget(tokens)
         page = max(16, min(128, budget // 4))
         return Stage(model=self.setup.model, page_size=page, local_window=page, pages_kept=max(1, budget // page - 2),
-                     max_new_tokens=self.setup.max_new_tokens, device=self.setup.device)
+                     max_new_tokens=self.setup.max_new_tokens, decode=self.setup.decode, device=self.setup.device)
 
     def prepare(self, prepared: Prepared) -> Prepared:
         prepared.state = self.stage(prepared.tokens).build(prepared.document.text)
         return prepared
 
     def respond(self, prepared: Prepared, question: str) -> Reply:
+        import torch
+
         paged, trace, ids = prepared.state, [], []
 
         def text():
@@ -37,7 +39,8 @@ class RetroLM(Approach):
 
         def read() -> Context:
             tokens = paged.tokens(trace[0]["pages"])
-            return Context(question, paged.layout.spans(tokens, tokens.float() * 0), tokens_before=paged.prefix_len, tokens_after=len(tokens))
+            unscored = torch.zeros(paged.prefix_len)  # spans() reads a score per context position
+            return Context(question, paged.layout.spans(tokens, unscored), tokens_before=paged.prefix_len, tokens_after=len(tokens))
 
         return Reply(text(), read)
 

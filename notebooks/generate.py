@@ -593,8 +593,8 @@ from ragpress.eval.methods import METHODS
 
 print("methods:", ", ".join(METHODS))
 out = Path(tempfile.mkdtemp())
-rows = rpe.run("niah_single", methods=["full", "none", "first_k", "bm25", "gemfilter"], ratios=[2, 4],
-               limit=1, context_tokens=512, max_new_tokens=24, out=out)"""
+rows = rpe.run("niah_single", methods=["full", "none", "first_k", "bm25", "gemfilter"], ratios=[4],
+               limit=1, context_tokens=512, max_new_tokens=32, out=out)"""
     ),
     new_markdown_cell("One row per example, method and ratio: the answer, its score and what it cost."),
     new_code_cell(
@@ -618,8 +618,8 @@ display(Image(str(out / "score_vs_ratio.png")))"""
     new_code_cell(
         """\
 before = len((out / "predictions.jsonl").read_text().splitlines())
-rpe.run("niah_single", methods=["full", "none", "first_k", "bm25", "gemfilter"], ratios=[2, 4],
-        limit=1, context_tokens=512, max_new_tokens=24, out=out)
+rpe.run("niah_single", methods=["full", "none", "first_k", "bm25", "gemfilter"], ratios=[4],
+        limit=1, context_tokens=512, max_new_tokens=32, out=out)
 print(before, "rows before,", len((out / "predictions.jsonl").read_text().splitlines()), "after the rerun")"""
     ),
 ]

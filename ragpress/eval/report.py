@@ -20,9 +20,15 @@ def mean(values: Iterable[float | None]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def median(values: Iterable[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def summarise(rows: list[Row]) -> list[Row]:
     """One line per (task, model, method, ratio): the mean of each score over its examples (a failed
-    row counts 0) and of each cost over the rows that answered."""
+    row counts 0), the mean achieved ratio, and the median of each cost over the rows that answered (a
+    method's first row also pays for loading its models, which a mean would spread over the rest)."""
     groups: dict[tuple, list[Row]] = defaultdict(list)
     for row in rows:
         groups[row["task"], row["model"], row["method"], row["ratio"]].append(row)
@@ -33,7 +39,8 @@ def summarise(rows: list[Row]) -> list[Row]:
         lines.append({
             "task": task, "model": model, "method": method, "ratio": ratio, "n": len(group), "errors": len(group) - len(answered),
             "scores": {name: mean(r["scores"].get(name, 0.0) for r in group) for name in names},
-            **{key: mean(r.get(key) for r in answered) for key in ("achieved_ratio", "ttft_s", "tokens_per_s", "peak_gib")},
+            "achieved_ratio": mean(r.get("achieved_ratio") for r in answered),
+            **{key: median(r.get(key) for r in answered) for key in ("ttft_s", "tokens_per_s", "peak_gib")},
             "first_error": next((r["error"] for r in group if "error" in r), ""),
         })
     return lines
@@ -52,7 +59,7 @@ def table(rows: list[Row]) -> str:
         extra = [name for name in mine[0]["scores"] if name != "score"]
         out += [f"### {task} ({model}, {mine[0]['n']} examples)", "",
                 "| method | ratio asked | score | " + "".join(f"{name} | " for name in extra)
-                + "achieved ratio | TTFT (s) | tokens/s | peak GiB | failed |",
+                + "achieved ratio | TTFT (s, median) | tokens/s (median) | peak GiB (median) | failed |",
                 "|---|---:|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|---:|"]
         for line in mine:
             scores = "".join(f"{cell(line['scores'].get(name))} | " for name in extra)

@@ -73,15 +73,17 @@ def test_shared_mode_prepares_once_and_counts_what_each_method_reads(tiny_lm_pat
     assert "| first_k | 4 | no |" in (tmp_path / "shared.md").read_text().replace(f"| {tiny_lm_path} ", "")
 
 
-def test_summary_counts_a_failed_row_as_zero_and_averages_costs_over_answered_rows():
+def test_summary_counts_a_failed_row_as_zero_and_takes_costs_over_answered_rows():
     base = {"task": "t", "model": "m", "method": "x", "ratio": 2}
     rows = [base | {"scores": {"score": 1.0, "f1": 0.5}, "achieved_ratio": 2.0, "ttft_s": 1.0, "tokens_per_s": 10.0, "peak_gib": 1.0},
             base | {"scores": {"score": 0.5, "f1": 0.25}, "achieved_ratio": 3.0, "ttft_s": 3.0, "tokens_per_s": None, "peak_gib": 2.0},
+            base | {"scores": {"score": 0.5, "f1": 0.25}, "achieved_ratio": 4.0, "ttft_s": 30.0, "tokens_per_s": 20.0, "peak_gib": 2.0},
             base | {"scores": {"score": 0.0}, "error": "ValueError: boom"}]
     (line,) = summarise(rows)
-    assert line["n"] == 3 and line["errors"] == 1
-    assert line["scores"]["score"] == pytest.approx(0.5) and line["scores"]["f1"] == pytest.approx(0.25)
-    assert line["achieved_ratio"] == 2.5 and line["ttft_s"] == 2.0 and line["tokens_per_s"] == 10.0
+    assert line["n"] == 4 and line["errors"] == 1
+    assert line["scores"]["score"] == pytest.approx(0.5) and line["scores"]["f1"] == pytest.approx(0.25)  # (0.5 + 0.25 + 0.25 + 0) / 4
+    assert line["achieved_ratio"] == 3.0  # the mean
+    assert line["ttft_s"] == 3.0 and line["tokens_per_s"] == 15.0 and line["peak_gib"] == 2.0  # medians: a slow first row does not drag
 
 
 def test_legacy_cache_wrapper_hands_llmlingua_tuples_and_takes_them_back(tiny_lm):

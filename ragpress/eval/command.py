@@ -36,4 +36,5 @@ def main(args: argparse.Namespace) -> None:
             run_shared(task, questions=args.shared, **common)
         else:
             run(task, **common)
-    print(f"Wrote {args.out}/predictions.jsonl, {args.out}/table.md and {args.out}/score_vs_ratio.png")
+    wrote = ("shared.jsonl", "shared.md") if args.shared else ("predictions.jsonl", "table.md", "score_vs_ratio.png")
+    print("Wrote " + ", ".join(f"{args.out}/{name}" for name in wrote))

@@ -1,4 +1,4 @@
-"""Write and run the tour, chunkers, compressors, retrievers, LlamaIndex and LangChain notebooks: ``python notebooks/generate.py [NAME ...]``.
+"""Write and run the tour, chunkers, compressors, retrievers, LlamaIndex, LangChain and evaluation notebooks: ``python notebooks/generate.py [NAME ...]``.
 
 The notebooks are committed with their outputs, so their pictures show where they are read (GitHub,
 nbviewer); tests/test_notebooks.py checks that the committed cells are the ones written here and
@@ -572,7 +572,59 @@ for chunk in reranked:
 ]
 
 
-NOTEBOOKS = {"tour": TOUR, "chunkers": CHUNKERS, "compressors": COMPRESSORS, "retrievers": RETRIEVERS, "llama_index": LLAMA_INDEX, "langchain": LANGCHAIN}
+EVAL = [
+    new_markdown_cell(
+        "# Evaluating compressors: score against compression ratio\n\n"
+        "`ragpress.eval.run` answers a task's examples with each method at each ratio, keeps every answer as a JSON "
+        "line (a rerun skips what is done), and summarises them as a table and a plot of score against the ratio "
+        "reached. Here: RULER's single needle in 512 tokens of Paul Graham essays, one example, the bundled "
+        "SmolLM2-135M answering on CPU (`ragpress eval` runs the same from the command line; "
+        "benchmarks/RESULTS.md holds the full tables)."
+    ),
+    new_code_cell(SETUP),
+    new_code_cell(
+        """\
+import json
+import tempfile
+from pathlib import Path
+
+from ragpress import eval as rpe
+from ragpress.eval.methods import METHODS
+
+print("methods:", ", ".join(METHODS))
+out = Path(tempfile.mkdtemp())
+rows = rpe.run("niah_single", methods=["full", "none", "first_k", "bm25", "gemfilter"], ratios=[4],
+               limit=1, context_tokens=512, max_new_tokens=32, out=out)"""
+    ),
+    new_markdown_cell("One row per example, method and ratio: the answer, its score and what it cost."),
+    new_code_cell(
+        """\
+row = next(r for r in rows if r["method"] == "gemfilter" and r["ratio"] == 4)
+print(json.dumps({k: row[k] for k in ("question", "prediction", "answers", "scores", "tokens_before", "tokens_after",
+                                      "achieved_ratio", "ttft_s") if k in row}, indent=1))"""
+    ),
+    new_markdown_cell("The table (mean over examples) and the picture, as `ragpress eval` writes them to its `--out` folder:"),
+    new_code_cell(
+        """\
+from IPython.display import Image, Markdown, display
+
+display(Markdown((out / "table.md").read_text()))
+display(Image(str(out / "score_vs_ratio.png")))"""
+    ),
+    new_markdown_cell(
+        "Running again skips every row already in `predictions.jsonl`, so an interrupted run resumes; "
+        "a new method or ratio adds only its own rows."
+    ),
+    new_code_cell(
+        """\
+before = len((out / "predictions.jsonl").read_text().splitlines())
+rpe.run("niah_single", methods=["full", "none", "first_k", "bm25", "gemfilter"], ratios=[4],
+        limit=1, context_tokens=512, max_new_tokens=32, out=out)
+print(before, "rows before,", len((out / "predictions.jsonl").read_text().splitlines()), "after the rerun")"""
+    ),
+]
+
+NOTEBOOKS = {"tour": TOUR, "chunkers": CHUNKERS, "compressors": COMPRESSORS, "retrievers": RETRIEVERS, "llama_index": LLAMA_INDEX, "langchain": LANGCHAIN, "eval": EVAL}
 
 
 def build(name: str) -> nbformat.NotebookNode:

@@ -1,4 +1,4 @@
-"""The ``ragpress`` command: ``demo``, ``serve PIPELINE.yaml``, ``index``, ``stages`` and ``train METHOD``.
+"""The ``ragpress`` command: ``demo``, ``serve PIPELINE.yaml``, ``index``, ``stages``, ``train METHOD`` and ``eval``.
 
 Stages and trainers are found, not listed: every public module or method folder under the stage
 families is a stage's home, and every method folder with a ``train.py`` (exposing
@@ -160,8 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     add_index_arguments(commands.add_parser("index", help="index JSON lines, Parquet or text files into a LanceDB folder on Ray"))
     commands.add_parser("stages", help="list the stages and the papers they implement")
     commands.add_parser("train", help="train a trainable method: ragpress train METHOD --help", add_help=False)
+    commands.add_parser("eval", help="score methods on long-context tasks at several ratios: ragpress eval --help", add_help=False)
     if argv[:1] == ["train"]:
         train(argv[1:])
+        return 0
+    if argv[:1] == ["eval"]:
+        from ragpress.eval import command
+
+        own = argparse.ArgumentParser(prog="ragpress eval", description="Score methods on long-context tasks at several compression ratios.")
+        command.add_arguments(own)
+        command.main(own.parse_args(argv[1:]))
         return 0
     args = parser.parse_args(argv)
     if args.command == "demo":

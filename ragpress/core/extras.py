@@ -17,7 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "llamaindex": ("llama_index.core",),
     "langchain": ("langchain_core",),
     "serve": ("fastapi", "uvicorn"),
-    "eval": ("wonderwords",),
+    "eval": ("wonderwords", "llmlingua", "tiktoken_ext"),
     "scale": ("lancedb", "ray"),
 }
 EXTRA_OF = {module: extra for extra, modules in EXTRAS.items() for module in modules}

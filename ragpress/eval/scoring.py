@@ -10,6 +10,9 @@ al. 2025, code-completion experiments): exact match and edit similarity of the c
 from __future__ import annotations
 
 import difflib
+import re
+import string
+from collections import Counter
 from collections.abc import Sequence
 
 
@@ -24,10 +27,30 @@ def string_match_any(prediction: str, answers: Sequence[str]) -> float:
     return float(any(answer.lower() in prediction.lower() for answer in answers))
 
 
+def normalize_answer(text: str) -> list[str]:
+    """SQuAD's normalisation: lowercase, no punctuation, no articles, split on white space."""
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    return re.sub(r"\b(a|an|the)\b", " ", text).split()
+
+
+def f1(prediction: str, answers: Sequence[str]) -> float:
+    """The best token F1 of ``prediction`` against any of ``answers`` (SQuAD v1.1's scorer)."""
+    predicted = normalize_answer(prediction)
+    best = 0.0
+    for answer in answers:
+        reference = normalize_answer(answer)
+        common = sum((Counter(predicted) & Counter(reference)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(reference)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
 def code_lines(text: str, limit: int | None = None) -> list[str]:
     """The non-blank lines of ``text``, trailing spaces removed, the first ``limit`` of them: a model
-    that goes on writing past the held-out lines is judged on as many lines as the reference has."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    that goes on writing past the held-out lines is judged on as many lines as the reference has.
+    Markdown fence lines (```` ``` ````, ```` ```python ````) are dropped: chat models wrap code in them."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("```")]
     return lines[:limit]
 
 

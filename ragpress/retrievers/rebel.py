@@ -83,7 +83,7 @@ class RebelReranker(Reranker):
     passage_chars: int = 1200
     max_new_tokens: int = 160
     criteria_max_new_tokens: int = 128
-    batch_size: int = 8
+    batch_size: int | None = None  # prompts per generate call; None sizes it to the device
     device: str | None = None
 
     def __post_init__(self):

@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rag.index(python_reference(), cache=cache_dir() / "demo-index")
     index_s = time.perf_counter() - started
+    print(f"indexed in {index_s:.1f} s", flush=True)
     load_s = load_models(rag)
+    print(f"models loaded in {load_s:.1f} s", flush=True)
     queries = questions(args.queries)
     generator = rag.nodes["answer"].stage
     device = generator.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     one_by_one = [rag.run(q) for q in queries]
     sync(device)
     single_s = time.perf_counter() - started
+    print(f"{len(queries)} calls of run: {single_s:.1f} s", flush=True)
     started = time.perf_counter()
     batched = rag.run_batch(queries)
     sync(device)

@@ -37,6 +37,13 @@ def questions(n: int) -> list[str]:
     return out
 
 
+def same_context(a, b) -> bool:
+    """The same kept spans, in the same order, with scores equal to float tolerance (a batch pads the
+    encoder's input differently, which moves the last bits of a rerank score)."""
+    spans = lambda c: [(p.doc_id, p.start, p.end) for p in c.pieces]  # noqa: E731
+    return spans(a) == spans(b) and all(abs(x.score - y.score) <= 1e-4 for x, y in zip(a.pieces, b.pieces))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=64)
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     batch_s = time.perf_counter() - started
 
     same_answers = sum(a.output.text == b.output.text for a, b in zip(one_by_one, batched))
-    same_contexts = sum(a.outputs["compress"].pieces == b.outputs["compress"].pieces for a, b in zip(one_by_one, batched))
+    same_contexts = sum(same_context(a.outputs["compress"], b.outputs["compress"]) for a, b in zip(one_by_one, batched))
     stages = {t.name: round(t.seconds * len(queries), 3) for t in batched[0].trace}
     numbers = {
         "queries": len(queries), "max_new_tokens": args.max_new_tokens, "device": str(device),

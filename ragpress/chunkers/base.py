@@ -1,9 +1,10 @@
 """Chunkers: ``list[Document] -> list[Chunk]``.
 
 The base class validates input, runs the method's :meth:`Chunker.chunk` on each document with a
-progress bar (or its :meth:`Chunker.chunk_batch` on all of them, for methods that batch model calls
-across documents), checks that the chunks of a document cover all of its text (nothing dropped
-silently) and that every chunk is an exact span of its source, and tags each chunk with the method.
+progress bar (or its :meth:`Chunker.chunk_batch` on all documents at once, for methods that batch
+model calls across documents), checks that the chunks of a document cover all of its text (nothing
+dropped silently) and that every chunk is an exact span of its source, and tags each chunk with the
+method.
 """
 
 from __future__ import annotations
@@ -22,22 +23,31 @@ class Chunker(Stage):
     kind: ClassVar[str] = "chunker"
 
     def run(self, documents: list[Document]) -> list[Chunk]:
-        documents = check_documents(documents)
-        filled = [doc for doc in documents if doc.text.strip()]
-        pieces = dict(zip((doc.id for doc in filled), self.chunk_batch(filled), strict=True))
-        chunks: list[Chunk] = []
-        for doc in documents:
-            check_cover(doc, pieces.get(doc.id, []))
-            chunks.extend(pieces.get(doc.id, []))
-        return self.tag(chunks)
+        return self.run_batch([documents])[0]
+
+    def run_batch(self, corpora: list[list[Document]]) -> list[list[Chunk]]:
+        """The chunks of each list of documents, every non-blank document of every list chunked in
+        one :meth:`chunk_batch` call (so methods that call a model batch across documents)."""
+        corpora = [check_documents(documents) for documents in corpora]
+        todo = [doc for documents in corpora for doc in documents if doc.text.strip()]
+        chunked = iter(self.chunk_batch(todo))
+        out = []
+        for documents in corpora:
+            chunks: list[Chunk] = []
+            for doc in documents:
+                pieces = next(chunked) if doc.text.strip() else []
+                check_cover(doc, pieces)
+                chunks.extend(pieces)
+            out.append(self.tag(chunks))
+        return out
 
     def chunk(self, document: Document) -> list[Chunk]:
         """The chunks of one non-blank document, in source order."""
         raise NotImplementedError
 
     def chunk_batch(self, documents: list[Document]) -> list[list[Chunk]]:
-        """:meth:`chunk` of each non-blank document; methods that batch model calls across documents
-        override it (the result must equal :meth:`chunk` document by document)."""
+        """:meth:`chunk` of each non-blank document; methods that can batch their model calls
+        across documents override it (with results equal to :meth:`chunk`)."""
         return [self.chunk(doc) for doc in tqdm(documents, desc=type(self).__name__, disable=len(documents) < 20, leave=False)]
 
 

@@ -25,10 +25,20 @@ class Compressor(Stage):
     kind: ClassVar[str] = "compressor"
 
     def run(self, query: str, chunks: list[Chunk]) -> Context:
-        return self.tag(self.compress(check_query(query), check_chunks(chunks)))
+        return self.run_batch([query], [chunks])[0]
+
+    def run_batch(self, queries: list[str], chunks: list[list[Chunk]]) -> list[Context]:
+        """One Context per ``(query, chunks)`` pair, through :meth:`compress_batch` in one call."""
+        pairs = list(zip(queries, chunks, strict=True))
+        return [self.tag(c) for c in self.compress_batch([check_query(q) for q, _ in pairs], [check_chunks(c) for _, c in pairs])]
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
         raise NotImplementedError
+
+    def compress_batch(self, queries: list[str], chunks: list[list[Chunk]]) -> list[Context]:
+        """:meth:`compress` over many queries; methods that can pack their model calls across
+        queries override it (with results equal to :meth:`compress`, to float tolerance)."""
+        return [self.compress(q, c) for q, c in zip(queries, chunks)]
 
     @property
     def counting_model(self) -> str:

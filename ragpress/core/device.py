@@ -1,5 +1,6 @@
-"""Where models run and in what precision, chosen here and nowhere else: CUDA when present, else
-the CPU; bfloat16 on a GPU, float32 on the CPU."""
+"""Where models run, in what precision and in batches of what size, chosen here and nowhere else:
+CUDA when present, else the CPU; bfloat16 on a GPU, float32 on the CPU; batches sized to the
+device's free memory."""
 
 from __future__ import annotations
 
@@ -74,3 +75,14 @@ def length_batches(
         else:
             group.append(i)
     return batches
+
+
+def default_batch_size(device: torch.device, cpu: int, item_bytes: int, most: int = 256) -> int:
+    """The batch size of a stage that sets none: ``cpu`` on the CPU (sized for a 24 GiB host), and on
+    a GPU as many items of about ``item_bytes`` as half its free memory holds, from ``cpu`` up to
+    ``most`` (a small model's forward is launch-bound, so a GPU runs a wide batch in about the time of
+    one item)."""
+    if device.type != "cuda":
+        return cpu
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(max(cpu, min(most, free // 2 // item_bytes)))

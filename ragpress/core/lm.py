@@ -18,10 +18,17 @@ from typing import Any
 import torch
 
 from ragpress.core.decode import check_decode, static_generate, uses_static
-from ragpress.core.device import attention_budget, forward_bytes_per_token, length_batches, token_budget
+from ragpress.core.device import (
+    attention_budget,
+    default_batch_size,
+    forward_bytes_per_token,
+    length_batches,
+    token_budget,
+)
 from ragpress.core.prompt import content_spans, encode_prompt, render_chat
 
 _SAMPLING = threading.Lock()
+GENERATION_ITEM_BYTES = 2**28  # one prompt in a generation batch: a few thousand tokens of KV cache and activations, generously
 
 
 @contextlib.contextmanager
@@ -62,6 +69,11 @@ class CausalLM:
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
+
+    def generation_batch_size(self, given: int | None = None) -> int:
+        """``given``, or the generation batch size for this model's device: 8 on the CPU, more on a
+        GPU with room (:func:`~ragpress.core.device.default_batch_size`)."""
+        return given or default_batch_size(self.device, 8, GENERATION_ITEM_BYTES, most=128)
 
     @torch.inference_mode()
     def continuation_logprobs(
@@ -189,7 +201,8 @@ class CausalLM:
         return torch.cat(parts)[None]
 
     def chat_batch(
-        self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 8, prefix: str = "", desc: str = ""
+        self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int, batch_size: int | None = None, prefix: str = "",
+        desc: str = "",
     ) -> list[str]:
         """Greedy replies to many conversations, batched (see :meth:`generate_batch`). A ``prefix``
         starts every reply before generation (and is part of the returned text): it steers small
@@ -201,16 +214,17 @@ class CausalLM:
 
     @torch.inference_mode()
     def generate_batch(
-        self, prompts: Sequence[torch.Tensor], max_new_tokens: int, batch_size: int = 8, desc: str = "",
+        self, prompts: Sequence[torch.Tensor], max_new_tokens: int, batch_size: int | None = None, desc: str = "",
         decode: str | None = None, **kwargs: Any,
     ) -> list[torch.Tensor]:
         """Greedy new token ids for many prompts, each token ids ``[n]`` or input embeddings
         ``[n, hidden]``. Prompts of similar length are left-padded into batches (one ``generate``
-        call per batch); the replies equal one-at-a-time greedy generation up to float rounding.
-        ``decode`` overrides :attr:`decode` for this call."""
+        call per batch of ``batch_size``, by default :meth:`generation_batch_size`); the replies equal
+        one-at-a-time greedy generation up to float rounding. ``decode`` overrides :attr:`decode` for
+        this call."""
         from tqdm.auto import tqdm
 
-        pad = self.tokenizer.pad_token_id
+        pad, batch_size = self.tokenizer.pad_token_id, self.generation_batch_size(batch_size)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         replies: list[torch.Tensor] = [torch.empty(0, dtype=torch.long)] * len(prompts)
         starts = range(0, len(order), batch_size)

@@ -1,15 +1,19 @@
 """The one model cache: every model a stage uses (causal LMs, sentence embedders, tokenizers, spaCy
 pipelines, and the trained checkpoints of methods) loads through :func:`cached`, keyed by (kind,
 name, device, dtype), so two stages that name the same model share it and :func:`unload` frees them
-all. Loading is lazy: a stage loads its model on first use, never at construction.
+all. Loading is lazy: a stage loads its model on first use, never at construction, so the time a
+load takes is recorded (:func:`timing_loads`) for callers that report it apart from the work.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import sys
 import threading
-from collections.abc import Callable, Hashable
+import time
+from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragpress.core.bundled import SPACY_MODEL, ModelLoadError, load_error, resolve_name
@@ -24,6 +28,31 @@ if TYPE_CHECKING:  # torch loads with the first model, so tokenizers and spaCy w
 T = TypeVar("T")
 _models: dict[tuple[Hashable, ...], Any] = {}
 _lock = threading.RLock()
+_timing = threading.local()  # .loads: where this thread records its loads; .depth: builds under way
+
+
+@dataclasses.dataclass(frozen=True)
+class Load:
+    """One model built into the cache, and how long building it took."""
+
+    kind: str
+    name: str
+    seconds: float
+
+
+@contextlib.contextmanager
+def timing_loads() -> Iterator[list[Load]]:
+    """The models this thread builds inside the block, each with its load time, in a list that fills
+    as they load. A model built while building another (a tokenizer inside a checkpoint) counts in
+    the outer load only, so the seconds add up to the time spent loading."""
+    outer = getattr(_timing, "loads", None)
+    _timing.loads = loads = []
+    try:
+        yield loads
+    finally:
+        _timing.loads = outer
+        if outer is not None:
+            outer.extend(loads)
 
 
 def cached(kind: str, name: str, build: Callable[[], T], device: torch.device | None = None, dtype: torch.dtype | None = None,
@@ -32,8 +61,21 @@ def cached(kind: str, name: str, build: Callable[[], T], device: torch.device | 
     key = (kind, name, None if device is None else str(device), None if dtype is None else str(dtype), *extra)
     with _lock:
         if key not in _models:
-            _models[key] = build()
+            _models[key] = _timed(kind, name, build)
         return _models[key]
+
+
+def _timed(kind: str, name: str, build: Callable[[], T]) -> T:
+    depth = getattr(_timing, "depth", 0)
+    _timing.depth, start = depth + 1, time.perf_counter()
+    try:
+        model = build()
+    finally:
+        _timing.depth = depth
+    loads = getattr(_timing, "loads", None)
+    if loads is not None and depth == 0:
+        loads.append(Load(kind, str(name), time.perf_counter() - start))
+    return model
 
 
 def loaded() -> list[tuple[str, str, str | None, str | None]]:

@@ -29,7 +29,7 @@ class TransformersGenerator(Generator):
     device: str | None = None
     seed: int = 0
     repetition_penalty: float = 1.0
-    batch_size: int = 8
+    batch_size: int | None = None  # contexts per generate call; None sizes it to the device
     decode: str = "auto"
 
     def __post_init__(self):
@@ -44,8 +44,8 @@ class TransformersGenerator(Generator):
 
     def generate_batch(self, contexts: list[Context]) -> list[Answer]:
         """Answers to many contexts. Greedy decoding runs them in left-padded batches of
-        ``batch_size`` (same answers as :meth:`run` up to float rounding); sampling runs one at a
-        time so that each answer depends only on its own seed."""
+        ``batch_size`` (None: sized to the device, 8 on the CPU), the same answers as :meth:`run` up
+        to float rounding; sampling runs one at a time so that each answer depends only on its seed."""
         if self.temperature > 0 or not contexts:
             return [self.generate(c) for c in contexts]
         lm = load_causal_lm(self.model, self.device)

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from ragpress.chunkers.base import Chunker
+from ragpress.core.loaders import timing_loads
 from ragpress.core.settings import read_yaml
 from ragpress.core.stage import Stage, check_documents, check_query
 from ragpress.core.types import Chunk, Context, Document, check_provenance
@@ -161,7 +162,9 @@ class Pipeline:
         return self.run_batch([query])[0]
 
     def run_batch(self, queries: list[str]) -> list[Result]:
-        """Run every stage over all ``queries``, each stage once for the whole batch (:meth:`Stage.run_batch`)."""
+        """Run every stage over all ``queries``, each stage once for the whole batch (:meth:`Stage.run_batch`).
+        Each result's trace gives every stage's time as the batch's share per query; models loaded on
+        first use are timed on their own (:attr:`Result.loads`), not charged to the stage that asked."""
         if isinstance(queries, str):
             raise TypeError("run_batch takes a list of queries; use run() for one.")
         queries = [check_query(q) for q in queries]
@@ -170,18 +173,20 @@ class Pipeline:
         final = self.output_node.name
         columns: dict[str, list[Any]] = {}
         traces: list[list[StageTrace]] = [[] for _ in queries]
-        for node in self.nodes.values():
-            upstream = [columns[a] for a in node.after]
-            args = ([queries] if node.ports.wants_query else []) + upstream
-            start = time.perf_counter()
-            outputs = node.stage.run_batch(*args)
-            share = (time.perf_counter() - start) / len(queries)
-            columns[node.name] = outputs
-            for i, output in enumerate(outputs):
-                inputs = [column[i] for column in upstream]
-                traces[i].append(stage_trace(node.name, node.stage, share, inputs, output))
+        with timing_loads() as loads:
+            for node in self.nodes.values():
+                upstream = [columns[a] for a in node.after]
+                args = ([queries] if node.ports.wants_query else []) + upstream
+                loaded, start = sum(load.seconds for load in loads), time.perf_counter()
+                outputs = node.stage.run_batch(*args)
+                loading = sum(load.seconds for load in loads) - loaded  # a model loaded on first use is not the stage's work
+                share = max(0.0, time.perf_counter() - start - loading) / len(queries)
+                columns[node.name] = outputs
+                for i, output in enumerate(outputs):
+                    inputs = [column[i] for column in upstream]
+                    traces[i].append(stage_trace(node.name, node.stage, share, inputs, output))
         return [
-            Result(q, columns[final][i], {name: column[i] for name, column in columns.items()}, tuple(traces[i]))
+            Result(q, columns[final][i], {name: column[i] for name, column in columns.items()}, tuple(traces[i]), tuple(loads))
             for i, q in enumerate(queries)
         ]
 

@@ -1,5 +1,6 @@
-"""What a pipeline run reports: each stage's share of the run (time, items and tokens in and out)
-and the run's result with every stage's output."""
+"""What a pipeline run reports: each stage's share of the run (time, items and tokens in and out),
+the models loaded on the way (timed apart from the stages), and the run's result with every
+stage's output."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from ragpress.core.loaders import Load
 from ragpress.core.types import Answer, Chunk, Context
 
 
 @dataclasses.dataclass(frozen=True)
 class StageTrace:
-    """One stage's share of one run: wall time, items and tokens in and out (None where unknown)."""
+    """One stage's share of one run: wall time, items and tokens in and out (None where unknown).
+    In a batch of queries a stage runs once; each query's ``seconds`` is the batch's time over the
+    number of queries, less any model loading (:attr:`Result.loads`)."""
 
     name: str
     stage: str
@@ -34,16 +38,19 @@ class Result:
     output: Any
     outputs: dict[str, Any]
     trace: tuple[StageTrace, ...]
+    loads: tuple[Load, ...] = ()  # models the run's batch loaded, once for the whole batch
 
     @property
     def seconds(self) -> float:
+        """The stages' time, model loading left out."""
         return sum(t.seconds for t in self.trace)
 
     def table(self, setup: Sequence[tuple[str, float]] = ()) -> str:
-        """The trace as a plain-text table, ending with the run's total. ``setup``: ``(what, seconds)``
-        of one-off work done before the run (loading models), listed first on lines of their own and
-        left out of the stages' times and the total."""
+        """The trace as a plain-text table, ending with the run's total. The models the run loaded
+        and ``setup`` (``(what, seconds)`` of one-off work done before the run) come first, on lines
+        of their own, left out of the stages' times and the total."""
         rows = [("stage", "type", "ms", "items in→out", "tokens in→out")]
+        rows += [(f"load {load.name}", f"{load.kind}, once for the batch", f"{load.seconds * 1000:.0f}", "", "") for load in self.loads]
         rows += [(name, "once, before the run", f"{seconds * 1000:.0f}", "", "") for name, seconds in setup]
         for t in self.trace:
             rows.append((t.name, t.stage, f"{t.seconds * 1000:.0f}", f"{t.items_in}→{t.items_out}", t.tokens))

@@ -156,11 +156,21 @@ class Reranker(Stage):
     top_k: int | None = None
 
     def run(self, query: str, chunks: list[Chunk]) -> list[Chunk]:
-        ranked = self.rerank(check_query(query), check_chunks(chunks))
-        return self.tag(ranked[: self.top_k] if self.top_k is not None else ranked)
+        return self.run_batch([query], [chunks])[0]
+
+    def run_batch(self, queries: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
+        """The reranked chunks of every ``(query, chunks)`` pair, through :meth:`rerank_batch` in one call."""
+        pairs = list(zip(queries, chunks, strict=True))
+        ranked = self.rerank_batch([check_query(q) for q, _ in pairs], [check_chunks(c) for _, c in pairs])
+        return [self.tag(r[: self.top_k] if self.top_k is not None else r) for r in ranked]
 
     def rerank(self, query: str, chunks: list[Chunk]) -> list[Chunk]:
         raise NotImplementedError
+
+    def rerank_batch(self, queries: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
+        """:meth:`rerank` over many queries; methods that can pack their model calls across queries
+        override it (with results equal to :meth:`rerank`)."""
+        return [self.rerank(q, c) for q, c in zip(queries, chunks)]
 
 
 def _digests(folder: Path) -> dict[str, str]:

@@ -104,10 +104,11 @@ class ChatLLM:
     """Greedy chat generation in left-padded batches through the shared model loader.
 
     ``prompts`` counts every conversation sent (what the papers call an LLM call) and ``batches``
-    the forward-generation passes; both only grow, so callers diff them around a query."""
+    the forward-generation passes; both only grow, so callers diff them around a query. ``batch_size``
+    None sizes batches to the device (:meth:`CausalLM.generation_batch_size`)."""
 
-    def __init__(self, name: str, device: str | None = None, batch_size: int = 8):
-        if batch_size < 1:
+    def __init__(self, name: str, device: str | None = None, batch_size: int | None = None):
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         self.name, self.device, self.batch_size = name, device, batch_size
         self.prompts = 0
@@ -125,6 +126,6 @@ class ChatLLM:
         if not conversations:
             return []
         replies = self.lm.chat_batch(conversations, max_new_tokens, self.batch_size, prefix, desc)
-        self.batches += -(-len(conversations) // self.batch_size)
+        self.batches += -(-len(conversations) // self.lm.generation_batch_size(self.batch_size))
         self.prompts += len(conversations)
         return replies

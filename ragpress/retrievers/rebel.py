@@ -83,7 +83,7 @@ class RebelReranker(Reranker):
     passage_chars: int = 1200
     max_new_tokens: int = 160
     criteria_max_new_tokens: int = 128
-    batch_size: int = 8
+    batch_size: int | None = None  # prompts per generate call; None sizes it to the device
     device: str | None = None
 
     def __post_init__(self):
@@ -94,16 +94,24 @@ class RebelReranker(Reranker):
         self.criteria = tuple((str(n), float(w), str(d)) for n, w, d in self.criteria)
         self.chat = ChatLLM(self.model, self.device, self.batch_size)
         self.last_trace: RebelTrace | None = None
+        self.last_traces: list[RebelTrace] = []
 
     def rerank(self, query: str, chunks: list[Chunk]) -> list[Chunk]:
-        calls = self.chat.prompts
-        trace = RebelTrace(query, self.mode, list(self.criteria), "fixed")
-        if chunks:  # no passages, no LLM calls
-            if self.mode == "two_turn":
-                self._infer_criteria(query, trace)
-            self._rate(query, chunks, trace)
-        trace.llm_calls = self.chat.prompts - calls
-        self.last_trace = trace
+        return self.rerank_batch([query], [chunks])[0]
+
+    def rerank_batch(self, queries: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
+        """Every query's turns batched together: one generation batch for all queries' criteria
+        (two-turn), one for every passage of every query, one for all retries. The traces are in
+        ``last_traces`` (``last_trace`` is the last query's)."""
+        traces = [RebelTrace(q, self.mode, list(self.criteria), "fixed") for q in queries]
+        asked = [i for i, group in enumerate(chunks) if group]  # no passages, no LLM calls
+        if self.mode == "two_turn":
+            self._infer_criteria([traces[i] for i in asked])
+        self._rate([traces[i] for i in asked], [chunks[i] for i in asked])
+        self.last_traces, self.last_trace = traces, traces[-1] if traces else None
+        return [self._ranked(trace, group) for trace, group in zip(traces, chunks)]
+
+    def _ranked(self, trace: RebelTrace, chunks: list[Chunk]) -> list[Chunk]:
         kept = [r for r in trace.ratings if r.position not in trace.discarded]
         kept.sort(key=lambda r: (r.fallback != "retriever_score", r.score), reverse=True)  # stable: ties keep input order
         out = []
@@ -113,40 +121,51 @@ class RebelReranker(Reranker):
             out.append(dataclasses.replace(chunk, score=r.score, metadata={**chunk.metadata, "rebel": info}))
         return out
 
-    def _infer_criteria(self, query: str, trace: RebelTrace) -> None:
+    def _infer_criteria(self, traces: list[RebelTrace]) -> None:
         """Two-turn REBEL, first turn: query-specific criteria and weights (retried once)."""
+        pending = traces
         for attempt in range(2):
-            prompt = criteria_prompt(query, self.max_criteria, strict=attempt > 0)
-            answer = self.chat.complete([prompt], self.criteria_max_new_tokens, desc="REBEL criteria")[0]
-            trace.criteria_answer += answer if not attempt else "\n---\n" + answer
-            criteria = parse_criteria(answer, self.max_criteria)
-            if criteria:
-                trace.criteria, trace.criteria_source = criteria, "inferred"
+            if not pending:
                 return
-        trace.criteria_source = "fixed (inferred criteria unreadable)"
+            prompts = [criteria_prompt(t.query, self.max_criteria, strict=attempt > 0) for t in pending]
+            answers = self.chat.complete(prompts, self.criteria_max_new_tokens, desc="REBEL criteria")
+            unread = []
+            for trace, answer in zip(pending, answers):
+                trace.llm_calls += 1
+                trace.criteria_answer += answer if not attempt else "\n---\n" + answer
+                criteria = parse_criteria(answer, self.max_criteria)
+                if criteria:
+                    trace.criteria, trace.criteria_source = criteria, "inferred"
+                else:
+                    unread.append(trace)
+            pending = unread
+        for trace in pending:
+            trace.criteria_source = "fixed (inferred criteria unreadable)"
 
-    def _rate(self, query: str, chunks: list[Chunk], trace: RebelTrace) -> None:
-        names = [name for name, _, _ in trace.criteria]
-        prompts = [rating_prompt(query, c.text, trace.criteria, self.reasoning, self.passage_chars) for c in chunks]
+    def _rate(self, traces: list[RebelTrace], chunks: list[list[Chunk]]) -> None:
+        jobs = [(trace, chunk) for trace, group in zip(traces, chunks) for chunk in group]
+        prompts = [rating_prompt(t.query, c.text, t.criteria, self.reasoning, self.passage_chars) for t, c in jobs]
         answers = [[a] for a in self.chat.complete(prompts, self.max_new_tokens, "REBEL rating", "" if self.reasoning else "Relevance:")]
-        parsed = [parse_rating(own_words(a[0], [c.text]), names) for a, c in zip(answers, chunks)]
-        retry = [i for i, (rel, crit) in enumerate(parsed) if rel is None or len(crit) < len(names)]
+        parsed = [parse_rating(own_words(a[0], [c.text]), [n for n, _, _ in t.criteria]) for a, (t, c) in zip(answers, jobs)]
+        retry = [i for i, ((rel, crit), (t, _)) in enumerate(zip(parsed, jobs)) if rel is None or len(crit) < len(t.criteria)]
         if retry:
-            strict = [rating_prompt(query, chunks[i].text, trace.criteria, False, self.passage_chars, strict=True) for i in retry]
+            strict = [rating_prompt(jobs[i][0].query, jobs[i][1].text, jobs[i][0].criteria, False, self.passage_chars, strict=True) for i in retry]
             for i, answer in zip(retry, self.chat.complete(strict, self.max_new_tokens, "REBEL retry", "Relevance:")):
                 answers[i].append(answer)
-                parsed[i] = parse_rating(own_words(answer, [chunks[i].text]), names)
-        weights = {name: weight for name, weight, _ in trace.criteria}
-        for i, (chunk, (relevance, crit)) in enumerate(zip(chunks, parsed)):
+                parsed[i] = parse_rating(own_words(answer, [jobs[i][1].text]), [n for n, _, _ in jobs[i][0].criteria])
+        for i, ((trace, chunk), (relevance, crit)) in enumerate(zip(jobs, parsed)):
+            position = len(trace.ratings)  # the chunk's index in its query's input
+            weights = {name: weight for name, weight, _ in trace.criteria}
             if relevance is None:
                 score, fallback = float(chunk.score or 0.0), "retriever_score"
-            elif len(crit) < len(names):
+            elif len(crit) < len(trace.criteria):
                 score, fallback = relevance, "relevance_only"
             else:
                 score, fallback = relevance + sum(weights[n] * v for n, v in crit.items()), None
-            trace.ratings.append(RebelRating(i, answers[i], relevance, crit, score, fallback))
+            trace.llm_calls += len(answers[i])
+            trace.ratings.append(RebelRating(position, answers[i], relevance, crit, score, fallback))
             if relevance is not None and relevance < self.min_relevance:
-                trace.discarded.append(i)
+                trace.discarded.append(position)
 
 
 def criteria_prompt(query: str, max_criteria: int, strict: bool = False) -> list[dict[str, str]]:

@@ -126,6 +126,29 @@ def test_real_tiny_lm_batches_generation_and_counts_calls(tiny_lm_path):
     assert trace.criteria_source.startswith("fixed")  # a random LM writes no readable criteria
 
 
+def test_run_batch_sends_every_querys_turns_in_shared_batches_with_the_same_rankings():
+    def rate(passage, strict):
+        return fixed_answer(9 if "exception" in passage else 5 if "loop" in passage else 2) + "\nDepth: 4"
+
+    queries = ["How do I handle an exception?", "How does a loop work?", "What is a lambda?"]
+    groups = [chunks(), chunks()[1:], []]
+    alone = RebelReranker(mode="two_turn")
+    scripted(alone, rate, "Depth | 0.4 | detail")
+    expected, expected_calls = [], []
+    for q, g in zip(queries, groups):
+        expected.append(alone.run(q, g))
+        expected_calls.append(alone.last_trace.llm_calls)
+    batched = RebelReranker(mode="two_turn")
+    scripted(batched, rate, "Depth | 0.4 | detail")
+    sizes = []
+    complete = batched.chat.complete
+    batched.chat.complete = lambda conversations, *a, **k: sizes.append(len(conversations)) or complete(conversations, *a, **k)
+    assert batched.run_batch(queries, groups) == expected
+    assert sizes == [2, 4 + 3]  # the two queries with passages: criteria together, then all seven ratings together
+    assert [t.llm_calls for t in batched.last_traces] == expected_calls == [1 + 4, 1 + 3, 0]
+    assert [t.query for t in batched.last_traces] == queries and batched.last_trace is batched.last_traces[-1]
+
+
 def test_parsers_and_bad_input():
     names = [n for n, _, _ in FIXED_CRITERIA]
     relevance, crit = parse_rating("Relevance (0-10): 12\nDepth of Content: 4\nrecency = 9\nRelevance: 6", names)

@@ -7,7 +7,7 @@ import dataclasses
 from typing import ClassVar
 
 from ragpress.chunkers.base import Chunker
-from ragpress.chunkers.edu.tree import EDUTree, build_edu_tree, check_level
+from ragpress.chunkers.edu.tree import EDUTree, build_edu_tree, build_edu_trees, check_level
 from ragpress.core.types import Chunk, Document
 
 
@@ -44,4 +44,9 @@ class EDUChunker(EDUTreeSettings, Chunker):
         check_level(self.level)
 
     def chunk(self, document: Document) -> list[Chunk]:
-        return self.tree(document).cut(self.level)
+        return self.chunk_batch([document])[0]
+
+    def chunk_batch(self, documents: list[Document]) -> list[list[Chunk]]:
+        """Every document's tree, the LLM segmenter's prompts of all of them in shared batches."""
+        trees = build_edu_trees(documents, self.segmenter, self.segmenter_model, self.min_words, self.plain_headings)
+        return [tree.cut(self.level) for tree in trees]

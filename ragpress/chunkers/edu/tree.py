@@ -218,8 +218,29 @@ def build_edu_tree(
     plain_headings: bool = True,
 ) -> EDUTree:
     """The EDU tree of a document (or of one chunk of it, with offsets into its document)."""
+    return build_edu_trees([source], segmenter, model, min_words, plain_headings)[0]
+
+
+def build_edu_trees(
+    sources: list[Document | Chunk], segmenter: str = "parse", model: str = "smollm2-135m", min_words: int = 3, plain_headings: bool = True,
+) -> list[EDUTree]:
+    """:func:`build_edu_tree` of many sources, with the LLM segmenter's prompts for the sentences of
+    all of them sent as one :meth:`~ragpress.core.lm.CausalLM.chat_batch` (length-sorted batches)."""
     if segmenter not in ("parse", "llm"):
         raise ValueError(f"segmenter must be 'parse' or 'llm', got {segmenter!r}.")
+    plans = [_parsed(source, plain_headings) for source in sources]
+    if segmenter == "llm":
+        asked = [(plan, k) for plan in plans for k, (_, sent) in enumerate(plan["sents"]) if sum(not t.is_punct for t in sent) >= 2 * min_words]
+        prompts = user_turns([_llm_prompt(plan["sents"][k][1]) for plan, k in asked], system=_EDU_SYSTEM)
+        replies = load_causal_lm(model).chat_batch(prompts, 32, desc="LLM prompts") if prompts else []
+        for (plan, k), reply in zip(asked, replies):
+            from_llm = llm_boundaries(reply, plan["sents"][k][1])
+            plan["cuts"][k], plan["origin"][k] = (plan["cuts"][k], "parse-fallback") if from_llm is None else (from_llm, "llm")
+    return [_assembled(plan, min_words) for plan in plans]
+
+
+def _parsed(source: Document | Chunk, plain_headings: bool) -> dict[str, Any]:
+    """A source's blocks, the spaCy parse of its sentences and their parse boundaries."""
     if isinstance(source, Document):
         doc_id, base, text = source.id, 0, source.text
     elif isinstance(source, Chunk):
@@ -228,22 +249,19 @@ def build_edu_tree(
         raise TypeError(f"build_edu_tree takes a Document or a Chunk, got {type(source).__name__}.")
     if not text.strip():
         raise ValueError("Cannot build an EDU tree of blank text.")
-
     blocks = _blocks(text, plain_headings)
     body = [(s, e) for s, e, h in blocks if not h]
     parsed = dict(zip(body, load_spacy(sentences_only=False).pipe([tokenizable(text[s:e]) for s, e in body], batch_size=32)))
     sents = [(b, sent) for b, doc in parsed.items() for sent in doc.sents if sent.text.strip()]
-    cuts = [parse_boundaries(sent) for _, sent in sents]
-    origin = ["parse"] * len(sents)
-    if segmenter == "llm":
-        asked = [i for i, (_, sent) in enumerate(sents) if sum(not t.is_punct for t in sent) >= 2 * min_words]
-        prompts = user_turns([_llm_prompt(sents[i][1]) for i in asked], system=_EDU_SYSTEM)
-        replies = load_causal_lm(model).chat_batch(prompts, 32, desc="LLM prompts")
-        for i, reply in zip(asked, replies):
-            from_llm = llm_boundaries(reply, sents[i][1])
-            cuts[i], origin[i] = (cuts[i], "parse-fallback") if from_llm is None else (from_llm, "llm")
-    sentences: dict[tuple[int, int], list[dict[str, Any]]] = {b: [] for b in body}
-    for (block, sent), cut, how in zip(sents, cuts, origin):
+    return {"doc_id": doc_id, "base": base, "text": text, "blocks": blocks, "body": body, "sents": sents,
+            "cuts": [parse_boundaries(sent) for _, sent in sents], "origin": ["parse"] * len(sents)}
+
+
+def _assembled(plan: dict[str, Any], min_words: int) -> EDUTree:
+    """The tree of a parsed source: sections from headings, paragraphs from blocks, sentences cut into EDUs."""
+    text, blocks = plan["text"], plan["blocks"]
+    sentences: dict[tuple[int, int], list[dict[str, Any]]] = {b: [] for b in plan["body"]}
+    for (block, sent), cut, how in zip(plan["sents"], plan["cuts"], plan["origin"]):
         edus = [_spec("edu", block[0] + a, block[0] + b, segmenter=how) for a, b in _edu_spans(sent, cut, min_words)]
         sentences[block].append(_spec("sentence", edus[0]["start"], edus[-1]["end"], edus))
 
@@ -264,7 +282,7 @@ def build_edu_tree(
             root["children"].append(stack[-1][1])
         stack[-1][1]["children"].append(_spec("paragraph", s, e, sentences[(s, e)]))
     root["start"], root["end"] = _trim(text, 0, len(text))
-    return EDUTree(_materialize(root, (), doc_id, base, text))
+    return EDUTree(_materialize(root, (), plan["doc_id"], plan["base"], text))
 
 
 def _spec(level: str, start: int, end: int, children: list | None = None, **meta: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from typing import ClassVar
 
 from ragpress.compressors.base import Compressor
@@ -51,7 +51,6 @@ from ragpress.compressors.longcodezip.steps import (
 )
 from ragpress.core.errors import BudgetTooSmallError
 from ragpress.core.loaders import load_causal_lm
-from ragpress.core.stage import check_chunks, check_query
 from ragpress.core.types import Chunk, Context, Document
 
 JOIN = "\n\n"
@@ -106,14 +105,13 @@ class LongCodeZip(Compressor):
         return self.run(instruction, [Chunk.of(document, 0, len(code))])
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
-        return run_plans(self._lm, [self._plan(query, chunks)], self.batch_size)[0]
+        return self.compress_batch([query], [chunks])[0]
 
-    def run_batch(self, queries: Sequence[str], chunk_lists: Sequence[list[Chunk]]) -> list[Context]:
-        """:meth:`run` for each (query, chunks) pair, every step's scoring of all pairs (the AMI of all
-        functions of all files, then their line perplexities, then their blocks' AMI) sharing
+    def compress_batch(self, queries: list[str], chunks: list[list[Chunk]]) -> list[Context]:
+        """:meth:`compress` for each (query, chunks) pair, every step's scoring of all pairs (the AMI of
+        all functions of all files, then their line perplexities, then their blocks' AMI) sharing
         length-sorted forward passes of ``batch_size`` rows (:mod:`.scoring`)."""
-        plans = [self._plan(check_query(q), check_chunks(c)) for q, c in zip(queries, chunk_lists, strict=True)]
-        return [self.tag(context) for context in run_plans(self._lm, plans, self.batch_size)]
+        return run_plans(self._lm, [self._plan(q, c) for q, c in zip(queries, chunks, strict=True)], self.batch_size)
 
     def _lm(self):
         return load_causal_lm(self.model, device=self.device, dtype=self.dtype)

@@ -39,9 +39,11 @@ from ragpress.chunkers.sentence import split_sentences
 from ragpress.compressors.base import Compressor
 from ragpress.compressors.provence.model import load_provence
 from ragpress.core.bundled import SPACY_MODEL
+from ragpress.core.device import default_batch_size
 from ragpress.core.types import Chunk, Context
 
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
+ENCODER_ITEM_BYTES = 2**26  # one encoder window (512 tokens) in a batch: activations and attention, generously
 
 
 def normalize_query(query: str) -> str:
@@ -95,7 +97,7 @@ class Provence(Compressor):
     rerank: bool = False
     top_k: int | None = None
     max_length: int | None = None
-    batch_size: int = 16
+    batch_size: int | None = None  # encoder windows per forward; None: 16 on the CPU, more on a GPU with room
     device: str | None = None
     spacy_model: str = SPACY_MODEL
     tokenizer: str = "smollm2-135m"
@@ -105,14 +107,22 @@ class Provence(Compressor):
             raise ValueError(f"threshold is a probability in [0, 1], got {self.threshold!r} (paper default 0.1).")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be a positive number of chunks or None, got {self.top_k!r}.")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size!r}.")
 
     def load(self):
         return load_provence(self.model, self.device)
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
-        results = self.score(query, [c.text for c in chunks])
+        return self.compress_batch([query], [chunks])[0]
+
+    def compress_batch(self, queries: list[str], chunks: list[list[Chunk]]) -> list[Context]:
+        """Every query's chunks scored in one :meth:`score_batch` (windows of all queries packed
+        into the same encoder batches), then pruned per query."""
+        scored = self.score_batch(queries, [[c.text for c in group] for group in chunks])
+        return [self._context(q, group, results) for q, group, results in zip(queries, chunks, scored)]
+
+    def _context(self, query: str, chunks: list[Chunk], results: list[dict[str, Any]]) -> Context:
         ranked = sorted(range(len(chunks)), key=lambda i: -results[i]["rerank_score"] if results[i]["sentences"] else float("inf"))
         chosen = set(ranked[: self.top_k] if self.top_k else ranked)
         order = ranked if self.rerank else range(len(chunks))
@@ -142,45 +152,54 @@ class Provence(Compressor):
             for a, b, _ in spans
         ]
 
-    @torch.inference_mode()
     def score(self, query: str, passages: list[str]) -> list[dict[str, Any]]:
         """Per passage: ``rerank_score`` (None when blank), ``windows`` and ``sentences`` (each with
         char ``start``/``end`` in the passage, mean ``prob`` of keep and ``kept``)."""
+        return self.score_batch([query], [passages])[0]
+
+    @torch.inference_mode()
+    def score_batch(self, queries: list[str], passages: list[list[str]]) -> list[list[dict[str, Any]]]:
+        """:meth:`score` for many queries at once: a passage retrieved for several queries is split
+        into sentences once, and the windows of every (query, passage) pair go through the encoder
+        together, sorted by length into batches of ``batch_size`` (None: sized to the device)."""
         model, tokenizer, config = self.load()
         limit = self.max_length or config.get("max_length") or getattr(model.encoder.config, "max_position_embeddings", 512)
-        q_ids = tokenizer(normalize_query(query), add_special_tokens=False)["input_ids"]
-        budget = limit - len(q_ids) - 3
-        if budget < 8:
-            raise ValueError(f"The query takes {len(q_ids)} of the encoder's {limit} tokens, leaving no room for the passage; shorten the query.")
-        encoded = tokenizer(list(passages), add_special_tokens=False, return_offsets_mapping=True, verbose=False) if passages else {"input_ids": [], "offset_mapping": []}
-        plans = []
-        for p, (text, ids, offsets) in enumerate(zip(passages, encoded["input_ids"], encoded["offset_mapping"])):
+        heads = [tokenizer(normalize_query(q), add_special_tokens=False)["input_ids"] for q in queries]
+        for q_ids in heads:
+            if limit - len(q_ids) - 3 < 8:
+                raise ValueError(f"The query takes {len(q_ids)} of the encoder's {limit} tokens, leaving no room for the passage; shorten the query.")
+        texts = list(dict.fromkeys(t for group in passages for t in group))
+        encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False) if texts else {"input_ids": [], "offset_mapping": []}
+        parsed = {}
+        for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"]):
             spans = split_sentences(text, self.spacy_model)
-            owner = token_sentences(offsets, spans)
-            plans.append((spans, ids, owner, windows(owner, budget)))
-        rows = [(p, a, b) for p, plan in enumerate(plans) for a, b in plan[3]]
-        probs = [torch.zeros(len(plan[1])) for plan in plans]
+            parsed[text] = (spans, ids, token_sentences(offsets, spans))
+        plans = [(q, parsed[t], windows(parsed[t][2], limit - len(heads[q]) - 3)) for q, group in enumerate(passages) for t in group]
+        rows = sorted(((p, a, b) for p, (q, _, wins) in enumerate(plans) for a, b in wins), key=lambda r: len(heads[plans[r[0]][0]]) + r[2] - r[1])
+        probs = [torch.zeros(len(ids)) for _, (_, ids, _), _ in plans]
         rerank: list[list[float]] = [[] for _ in plans]
-        for start in range(0, len(rows), self.batch_size):
-            group = rows[start : start + self.batch_size]
-            keep, scores = self._forward(model, tokenizer, q_ids, [plans[p][1][a:b] for p, a, b in group])
+        size = self.batch_size or default_batch_size(next(model.parameters()).device, 16, ENCODER_ITEM_BYTES, most=512)
+        for start in range(0, len(rows), size):
+            group = rows[start : start + size]
+            keep, scores = self._forward(model, tokenizer, [(heads[plans[p][0]], plans[p][1][1][a:b]) for p, a, b in group])
             for (p, a, b), k, s in zip(group, keep, scores):
                 probs[p][a:b] = k
                 rerank[p].append(s)
-        out = []
-        for (spans, ids, owner, wins), prob, scores in zip(plans, probs, rerank):
+        out: list[list[dict[str, Any]]] = [[] for _ in queries]
+        for (q, (spans, ids, owner), wins), prob, scores in zip(plans, probs, rerank):
             means, kept = sentence_rounding(prob, owner, len(spans), self.threshold, self.always_select_title) if ids else ([], [])
             sentences = [{"i": i, "start": s, "end": e, "prob": m, "kept": k} for i, ((s, e), m, k) in enumerate(zip(spans, means, kept))]
-            out.append({"rerank_score": max(scores) if scores else None, "windows": len(wins), "sentences": sentences})
+            out[q].append({"rerank_score": max(scores) if scores else None, "windows": len(wins), "sentences": sentences})
         return out
 
-    def _forward(self, model, tokenizer, q_ids: list[int], contexts: list[list[int]]) -> tuple[list[torch.Tensor], list[float]]:
-        """One batched pass over ``[CLS] q [SEP] context [SEP]`` rows: P(keep) of each context token, rerank logits."""
-        head = [tokenizer.cls_token_id, *q_ids, tokenizer.sep_token_id]
-        width = len(head) + max(len(c) for c in contexts) + 1
-        ids = torch.full((len(contexts), width), tokenizer.pad_token_id, dtype=torch.long)
+    def _forward(self, model, tokenizer, rows: list[tuple[list[int], list[int]]]) -> tuple[list[torch.Tensor], list[float]]:
+        """One batched pass over ``[CLS] query [SEP] context [SEP]`` rows, given as ``(query ids,
+        context ids)``: P(keep) of each context token, rerank logits."""
+        heads = [[tokenizer.cls_token_id, *q, tokenizer.sep_token_id] for q, _ in rows]
+        width = max(len(h) + len(c) for h, (_, c) in zip(heads, rows)) + 1
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
         mask, types = torch.zeros_like(ids), torch.zeros_like(ids)
-        for r, c in enumerate(contexts):
+        for r, (head, (_, c)) in enumerate(zip(heads, rows)):
             row = head + c + [tokenizer.sep_token_id]
             ids[r, : len(row)] = torch.tensor(row)
             mask[r, : len(row)] = 1
@@ -188,7 +207,7 @@ class Provence(Compressor):
         device = next(model.parameters()).device
         logits, scores = model(ids.to(device), mask.to(device), types.to(device) if _uses_types(model) else None)
         keep = logits.float().softmax(-1)[..., 1].cpu()
-        return [keep[r, len(head) : len(head) + len(c)] for r, c in enumerate(contexts)], scores.float().cpu().tolist()
+        return [keep[r, len(h) : len(h) + len(c)] for r, (h, (_, c)) in enumerate(zip(heads, rows))], scores.float().cpu().tolist()
 
 
 def _runs(owner: list[int]) -> list[tuple[int, int]]:

@@ -109,7 +109,7 @@ class LatticeRetriever(Retriever):
     score_max_new_tokens: int = 192
     summary_words: int = 40
     summary_max_new_tokens: int = 64
-    batch_size: int = 8
+    batch_size: int | None = None  # prompts per generate call; None sizes it to the device
     seed: int = 0
     device: str | None = None
 

@@ -126,6 +126,25 @@ def test_llm_segmenter_uses_valid_replies(monkeypatch):
     assert {n.metadata["segmenter"] for n in tree.nodes("edu")} == {"llm"}
 
 
+def test_llm_segmenter_prompts_every_documents_sentences_in_one_batch(monkeypatch):
+    class Replies:
+        calls: list[int] = []
+
+        def chat_batch(self, conversations, *args, **kwargs):
+            self.calls.append(len(conversations))
+            return ["5" if "committee" in c[-1]["content"] else "none" for c in conversations]
+
+    monkeypatch.setattr(edu_tree, "load_causal_lm", lambda name: Replies())
+    docs = [Document("The committee approved the plan after a long debate in the hall.", id="a"),
+            Document(TEXTS[1][:600], id="b"), Document("   ", id="blank"), Document(MARKDOWN, id="c")]
+    chunker = EDUChunker(segmenter="llm")
+    alone = [chunker.run([doc]) for doc in docs]
+    Replies.calls.clear()
+    together = chunker.run_batch([docs[:2], docs[2:]])
+    assert together == [alone[0] + alone[1], alone[2] + alone[3]] and together[0][0].text == "The committee approved the"
+    assert len(Replies.calls) == 1 and Replies.calls[0] > 3  # one batch for the sentences of all documents
+
+
 @pytest.mark.parametrize("level", LEVELS)
 def test_chunker_covers_each_level(level):
     doc = Document(TEXTS[1][:2500])

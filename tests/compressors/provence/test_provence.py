@@ -157,6 +157,30 @@ def test_rerank_and_top_k_order_and_drop_chunks(trained):
     assert [p.score for p in ranked.pieces] == sorted((p.score for p in ranked.pieces), reverse=True)
 
 
+def test_run_batch_packs_every_querys_windows_into_shared_forwards_with_unbatched_results(trained, monkeypatch):
+    path, _ = trained
+    long = " ".join(f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(12))
+    docs = [Document(TEXT), Document(long), Document("Ferns grow in the garden. " * 3)]
+    chunks = [Chunk.of(d, 0, len(d.text)) for d in docs]
+    queries = ["museum", "Where is the key to the old archive kept on weekdays?", "topic three"]
+    groups = [chunks, chunks[1:], chunks[:1] + chunks[2:]]
+    settings = {"model": path, "max_length": 48, "tokenizer": "minilm-l6", "rerank": True}
+    alone = [Provence(batch_size=1, **settings).run(q, g) for q, g in zip(queries, groups)]
+    stage, calls = Provence(batch_size=64, **settings), []
+    forward = Provence._forward
+    monkeypatch.setattr(Provence, "_forward", lambda self, *a: calls.append(len(a[-1])) or forward(self, *a))
+    batched = stage.run_batch(queries, groups)
+    windows_needed = sum(c["windows"] for ctx in alone for c in ctx.metadata["chunks"])
+    assert calls == [windows_needed] and windows_needed > 6  # one forward for all three queries' windows
+    for a, b in zip(alone, batched):
+        assert [(p.start, p.end, p.text) for p in a.pieces] == [(p.start, p.end, p.text) for p in b.pieces]
+        assert [p.score for p in a.pieces] == pytest.approx([p.score for p in b.pieces], abs=1e-5)
+        assert (a.tokens_before, a.tokens_after) == (b.tokens_before, b.tokens_after)
+        for x, y in zip(a.metadata["chunks"], b.metadata["chunks"]):
+            assert x["rerank_score"] == pytest.approx(y["rerank_score"], abs=1e-5)
+            assert [s["prob"] for s in x["sentences"]] == pytest.approx([s["prob"] for s in y["sentences"]], abs=1e-5)
+
+
 def test_highlight_shows_kept_and_dropped_sentences(trained):
     path, _ = trained
     doc = Document(TEXT)

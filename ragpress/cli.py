@@ -178,17 +178,11 @@ def main(argv: list[str] | None = None) -> int:
 
         run = run_compare if args.compare else run_demo
         run(tuple(args.questions) or QUESTIONS, top_k=args.top_k, budget=args.budget, compress=args.compressor)
-    elif args.command == "serve":
+    elif args.command in ("serve", "index"):
         try:
-            serve(args)
+            (serve if args.command == "serve" else index)(args)
         except (ValueError, TypeError, OSError, ImportError) as error:
-            print(f"ragpress serve: {error}", file=sys.stderr)
-            return 2
-    elif args.command == "index":
-        try:
-            index(args)
-        except (ValueError, TypeError, OSError, ImportError) as error:
-            print(f"ragpress index: {error}", file=sys.stderr)
+            print(f"ragpress {args.command}: {error}", file=sys.stderr)
             return 2
     elif args.command == "stages":
         for path, summary in stages():

@@ -379,7 +379,7 @@ from ragpress.chunkers.meta_chunking.viz import plot_perplexity
 
 chunker = PerplexityChunker(model="smollm2-135m")
 spans, values = chunker.sentence_perplexities(essay)
-ends = chunker.meta_chunk_ends(essay.text, spans)
+ends = chunker.meta_chunk_ends([essay.text], [spans])[0]
 plot_perplexity(values, ends)
 plt.show()"""
     ),

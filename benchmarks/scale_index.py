@@ -64,7 +64,7 @@ def throughput(documents: list[Document], workers: list[int], folder: Path) -> l
         files.append(folder / f"docs{k}.jsonl")
         files[-1].write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in documents[k::PIECES]))
     if workers:
-        started, _ = timed(start_ray, max(workers), 1.0)
+        started, _ = timed(start_ray, 2 * max(workers), 1.0)  # a chunking and an embedding actor a worker
         print(f"Ray started in process in {started:.1f} s", flush=True)
     for n in workers:
         report = IndexJob(store=str(folder / f"ray{n}"), workers=n).run(pipeline(), [str(folder / "docs*.jsonl")])

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+from collections import Counter
 
 import pytest
 
@@ -124,8 +125,10 @@ def check_job_result(folder, report, rag: Pipeline, documents: list[Document]) -
     assert {modules[h.doc_id] for h in store.run(QUERIES[0], where={"metadata": {"module": "json"}})} == {"json"}  # filterable
     exact = DenseRetriever(model=model, top_k=10, index_type="flat")
     exact.index(expected)
+    repeated = {text for text, n in Counter(c.text for c in expected).items() if n > 1}  # equal scores: either may rank 10th
+    ranked = lambda hits: sorted(c.text if c.text in repeated else f"{c.doc_id}:{c.start}:{c.end}" for c in hits)  # noqa: E731
     for query in QUERIES:
-        assert spans(store.run(query)) == spans(exact.run(query)), query
+        assert ranked(store.run(query)) == ranked(exact.run(query)), query
 
 
 def test_a_job_stores_each_chunk_once_exact_to_its_source_and_ranks_as_exact_dense(indexed, documents, tiny_embedder_path):

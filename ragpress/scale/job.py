@@ -3,9 +3,10 @@
 Reading runs as Ray tasks, a file at a time; chunking and embedding run in pools of ``workers``
 actors each (:mod:`ragpress.scale.workers`), embedding on a GPU per actor where the cluster has
 GPUs; the driver streams the embedded rows into the table through the :class:`Ledger`, so memory
-holds a few batches, not the corpus. With ``segments``, a third pool precomputes a soft
-compressor's segment cache of every new chunk (:mod:`ragpress.scale.segments`). Ray Data shows each step's progress while it runs. Ray starts
-in this process unless ``RAY_ADDRESS`` names a cluster (or Ray is already started)."""
+holds a few batches, not the corpus. With ``segments``, a third pool (on GPUs as embedding is)
+precomputes a soft compressor's segment cache of every new chunk (:mod:`ragpress.scale.segments`).
+Ray Data shows each step's progress while it runs. Ray starts in this process unless
+``RAY_ADDRESS`` names a cluster (or Ray is already started)."""
 
 from __future__ import annotations
 

@@ -4,13 +4,14 @@ ANN index against exact search on the same table. Vectors are clustered (N/100 G
 unit noise), queries are data points plus noise, so each query has true near neighbours; the
 embedder is replaced by a lookup so only the store is timed.
 
-    python -m benchmarks.lancedb_store [--rows 10000 100000] [--queries 100]
+    python -m benchmarks.lancedb_store [--rows 10000 100000] [--queries 100] [--nprobes 20 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from ragpress.retrievers.lancedb import LanceDBRetriever
 
 DIM, PER_DOC, WIDTH = 384, 1000, 9  # a row's text is "c0000042 " (WIDTH chars); a document holds PER_DOC rows
 VECTORS: dict[str, np.ndarray] = {}
-HEADER = ["rows", "write rows/s", "IVF-PQ build s", "exact ms p50/p99", "ANN ms p50/p99", "ANN + where ms p50/p99",
+HEADER = ["rows", "nprobes", "write rows/s", "IVF-PQ build s", "exact ms p50/p99", "ANN ms p50/p99", "ANN + where ms p50/p99",
           "recall@10 ANN vs exact", f"upsert {PER_DOC} new / again ms", f"delete {PER_DOC} ms"]
 
 
@@ -49,7 +50,8 @@ def latencies(store: LanceDBRetriever, queries: list[str], **where) -> tuple[np.
     return np.array([t for t, _ in runs]) * 1000, [hits for _, hits in runs]
 
 
-def measure(rows: int, n_queries: int, folder: str) -> list[tuple]:
+def measure(rows: int, n_queries: int, folder: str, nprobes: Sequence[int] = (20,)) -> list[tuple]:
+    """One row of :data:`HEADER` for each of ``nprobes`` (the ANN columns searched with it), on one pair of tables."""
     chunks = corpus(rows, n_queries)
     data, extra = chunks[:rows], chunks[rows:]
     queries = [f"q{j}" for j in range(n_queries)]
@@ -58,26 +60,31 @@ def measure(rows: int, n_queries: int, folder: str) -> list[tuple]:
     write, _ = timed(exact.index, data)
     write_and_build, _ = timed(ann.index, data)
     exact_ms, truth = latencies(exact, queries)
-    ann_ms, found = latencies(ann, queries)
-    filtered_ms, hits = latencies(ann, queries, where={"doc_id": ["doc1", "doc5", "doc7"]})
-    assert all(h.doc_id in {"doc1", "doc5", "doc7"} for row in hits for h in row)
-    recall = np.mean([len({(h.doc_id, h.start) for h in f} & {(h.doc_id, h.start) for h in t}) / len(t) for f, t in zip(found, truth)])
+    searched = []
+    for n in nprobes:
+        ann.nprobes = n
+        ann_ms, found = latencies(ann, queries)
+        filtered_ms, hits = latencies(ann, queries, where={"doc_id": ["doc1", "doc5", "doc7"]})
+        assert all(h.doc_id in {"doc1", "doc5", "doc7"} for row in hits for h in row)
+        recall = np.mean([len({(h.doc_id, h.start) for h in f} & {(h.doc_id, h.start) for h in t}) / len(t) for f, t in zip(found, truth)])
+        searched.append((n, ann_ms, filtered_ms, recall))
     upsert, _ = timed(ann.add, extra)
     again, _ = timed(ann.add, extra)
     assert ann.open_table().count_rows() == rows + PER_DOC, "re-adding added rows"
     delete, _ = timed(ann.delete, [extra[0].doc_id])
     ms = lambda a: f"{np.percentile(a, 50):.1f} / {np.percentile(a, 99):.1f}"  # noqa: E731
-    return [(f"{rows:,}", f"{rows / write:,.0f}", f"{write_and_build - write:.1f}", ms(exact_ms), ms(ann_ms), ms(filtered_ms),
-             f"{recall:.3f}", f"{upsert * 1000:.0f} / {again * 1000:.0f}", f"{delete * 1000:.0f}")]
+    return [(f"{rows:,}", n, f"{rows / write:,.0f}", f"{write_and_build - write:.1f}", ms(exact_ms), ms(ann_ms), ms(filtered_ms),
+             f"{recall:.3f}", f"{upsert * 1000:.0f} / {again * 1000:.0f}", f"{delete * 1000:.0f}") for n, ann_ms, filtered_ms, recall in searched]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--nprobes", type=int, nargs="+", default=[20], help="IVF partitions each ANN search probes: a row for each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        rows = [row for n in args.rows for row in measure(n, args.queries, folder)]
+        rows = [row for n in args.rows for row in measure(n, args.queries, folder, args.nprobes)]
     print_table(HEADER, rows, "r" * len(HEADER))
 
 

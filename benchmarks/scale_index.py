@@ -10,7 +10,7 @@ for the Ray jobs. Every run starts cold (model loading included): Ray's start is
 each job's time includes starting its actors and loading their models, as the in-process run
 includes loading the model once.
 
-    python -m benchmarks.scale_index [--documents 600] [--workers 1 2] [--ann-rows 300000]
+    python -m benchmarks.scale_index [--documents 600] [--workers 1 2] [--ann-rows 300000] [--nprobes 20 60]
 
 ``--embed-rate MODEL_DIR --texts FILE`` measures MiniLM's embedding rate on one GPU instead
 (sentence-transformers when installed, else transformers' AutoModel with mean pooling, fp16),
@@ -64,7 +64,7 @@ def throughput(documents: list[Document], workers: list[int], folder: Path) -> l
         files.append(folder / f"docs{k}.jsonl")
         files[-1].write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in documents[k::PIECES]))
     if workers:
-        started, _ = timed(start_ray, max(workers), 1.0)
+        started, _ = timed(start_ray, 2 * max(workers), 1.0)  # a chunking and an embedding actor a worker
         print(f"Ray started in process in {started:.1f} s", flush=True)
     for n in workers:
         report = IndexJob(store=str(folder / f"ray{n}"), workers=n).run(pipeline(), [str(folder / "docs*.jsonl")])
@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="none: only the in-process run")
     parser.add_argument("--ann-rows", type=int, default=300_000, help="0 skips the ANN measurement")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--nprobes", type=int, nargs="+", default=[20], help="IVF partitions each ANN search probes: a row for each")
     parser.add_argument("--embed-rate", metavar="MODEL_DIR")
     parser.add_argument("--texts", metavar="FILE")
     parser.add_argument("--write-texts", metavar="FILE")
@@ -161,7 +162,7 @@ def main() -> None:
         from benchmarks.lancedb_store import HEADER, measure
 
         with tempfile.TemporaryDirectory() as folder:
-            print_table(HEADER, measure(args.ann_rows, args.queries, folder), "r" * len(HEADER))
+            print_table(HEADER, measure(args.ann_rows, args.queries, folder, args.nprobes), "r" * len(HEADER))
             sizes = {table.name: sum(f.stat().st_size for f in table.rglob("*") if f.is_file()) for table in Path(folder).glob("*.lance")}
             print("on disk, bytes a row: " + ", ".join(f"{name} {size / args.ann_rows:,.0f}" for name, size in sorted(sizes.items())))
     print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)

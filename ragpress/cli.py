@@ -132,6 +132,8 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="Ray actors for chunking and as many for embedding (default 1)")
     parser.add_argument("--on-bad-input", choices=("skip", "fail"), default="skip",
                         help="a line that is not a document: skip it and list it at the end (default), or stop the job")
+    parser.add_argument("--segments", metavar="FILE", help="also precompute the pipeline's soft compressor (CompLLM, ARC-Encoder) "
+                        "for every new chunk into this segment cache; compress with cache=FILE to use it")
     parser.add_argument("--allow", action="append", default=[], metavar="SETTING", help="let the file set this guarded setting; repeatable")
     parser.add_argument("--allow-external", action="store_true", help="let the file name stage classes from outside ragpress")
 
@@ -142,7 +144,7 @@ def index(args: argparse.Namespace) -> None:
     from ragpress.scale import IndexJob
 
     pipeline = Pipeline.load(args.pipeline, allow_external=args.allow_external, allow=args.allow)
-    print(IndexJob(store=args.store, workers=args.workers, on_bad_input=args.on_bad_input).run(pipeline, args.input), flush=True)
+    print(IndexJob(store=args.store, workers=args.workers, on_bad_input=args.on_bad_input, segments=args.segments).run(pipeline, args.input), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,3 +82,14 @@ class SoftCompressor(Compressor):
         if target is None:
             raise ValueError(f"Where should the cache go? Pass a path or set {type(self).__name__}(cache='segments.safetensors').")
         return self.segment_cache.save(target)
+
+    def precompute(self, chunks: list[Chunk]) -> SegmentCache:
+        """What :meth:`compress` would cache for ``chunks``, as a new cache (this compressor's own is
+        left alone): a batch job fills the cache of a whole corpus this way, so that compressing a
+        retrieved chunk later computes nothing. A copy of this compressor does the compressing, so
+        the segments are cut and keyed exactly as at query time; the model is shared, not reloaded."""
+        worker = dataclasses.replace(self, cache=None)
+        texts = [chunk for chunk in chunks if chunk.text.strip()]
+        if texts:
+            worker.compress("", texts)
+        return worker.segment_cache

@@ -99,40 +99,60 @@ class SegmentCache:
         self._rows.clear()
         self.hits = self.misses = 0
 
-    def save(self, path: str | Path) -> Path:
-        """Write the cache as safetensors with the identity in the header metadata."""
-        from safetensors.torch import save_file
+    def update(self, other: SegmentCache) -> int:
+        """Add the segments of ``other`` (made under the same identity) that this cache lacks; the
+        number added. A precomputing job merges its workers' caches this way."""
+        self.check_identity(other.identity, self.identity, "the cache to merge")
+        fresh = {key: rows for key, rows in other._rows.items() if key not in self._rows}
+        self._rows.update(fresh)
+        return len(fresh)
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def to_bytes(self) -> bytes:
+        """The cache as safetensors bytes, with the identity and a hash of the rows in the header metadata."""
+        from safetensors.torch import save
+
         tensors = {key: rows.cpu().contiguous() for key, rows in self._rows.items()}
         digest = tensors_hash(tensors)  # the rows themselves, so an edited file is refused
-        metadata = {"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True), "rows_sha256": digest}
-        save_file(tensors, str(path), metadata=metadata)
+        return save(tensors, metadata={"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True), "rows_sha256": digest})
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_bytes` to ``path``, whole or not at all (a temporary file, then renamed)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(self.to_bytes())
+        partial.replace(path)
         return path
 
     @classmethod
     def load(cls, path: str | Path, identity: Mapping[str, str]) -> SegmentCache:
         """Read a cache written by :meth:`save`, refusing it unless it was made under ``identity``."""
-        from safetensors import safe_open
-
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"No segment cache at {path}.")
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a ragpress segment cache (format {metadata.get('format')!r}, expected {FORMAT!r}).")
-            stored = json.loads(metadata["identity"])
-            cls.check_identity(stored, identity, path)
-            cache = cls(identity)
-            rows = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        return cls.from_bytes(path.read_bytes(), identity, path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, identity: Mapping[str, str], source: str | Path = "the segment cache") -> SegmentCache:
+        """A cache from :meth:`to_bytes`, refused unless made under ``identity`` with its rows as written."""
+        from safetensors.torch import load
+
+        try:
+            size = int.from_bytes(data[:8], "little")
+            metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+        except ValueError as error:
+            raise ValueError(f"{source} is not a safetensors file ({error}).") from None
+        if metadata.get("format") != FORMAT:
+            raise ValueError(f"{source} is not a ragpress segment cache (format {metadata.get('format')!r}, expected {FORMAT!r}).")
+        cls.check_identity(json.loads(metadata["identity"]), identity, source)
+        rows = load(data)
         if metadata.get("rows_sha256") != tensors_hash(rows):
-            raise ValueError(f"Refusing the segment cache {path}: its rows differ from what SegmentCache.save wrote (or it predates "
+            raise ValueError(f"Refusing the segment cache {source}: its rows differ from what SegmentCache.save wrote (or it predates "
                              "row hashes); delete it and let the compressor rebuild it.")
         bad = [key for key, value in rows.items() if value.ndim != 2 or not torch.isfinite(value).all()]
         if bad:
-            raise ValueError(f"Refusing the segment cache {path}: {len(bad)} segments are not finite [n, hidden] rows; delete it.")
+            raise ValueError(f"Refusing the segment cache {source}: {len(bad)} segments are not finite [n, hidden] rows; delete it.")
+        cache = cls(identity)
         cache._rows = rows
         return cache
 

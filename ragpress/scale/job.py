@@ -3,8 +3,10 @@
 Reading runs as Ray tasks, a file at a time; chunking and embedding run in pools of ``workers``
 actors each (:mod:`ragpress.scale.workers`), embedding on a GPU per actor where the cluster has
 GPUs; the driver streams the embedded rows into the table through the :class:`Ledger`, so memory
-holds a few batches, not the corpus. Ray Data shows each step's progress while it runs. Ray starts
-in this process unless ``RAY_ADDRESS`` names a cluster (or Ray is already started)."""
+holds a few batches, not the corpus. With ``segments``, a third pool (on GPUs as embedding is)
+precomputes a soft compressor's segment cache of every new chunk (:mod:`ragpress.scale.segments`).
+Ray Data shows each step's progress while it runs. Ray starts in this process unless
+``RAY_ADDRESS`` names a cluster (or Ray is already started)."""
 
 from __future__ import annotations
 
@@ -26,10 +28,12 @@ require("ray", "lancedb", what="ragpress.scale")
 import ray
 import ray.data
 
+from ragpress.compressors.base import SoftCompressor
 from ragpress.pipelines.graph import Pipeline
 from ragpress.retrievers.lancedb import LanceDBRetriever
 from ragpress.scale.embed import EmbedWorker
 from ragpress.scale.ledger import Ledger
+from ragpress.scale.segments import SegmentWorker, SegmentWriter
 from ragpress.scale.sources import expand
 from ragpress.scale.workers import BadInputError, ChunkWorker, Tally, read_documents
 
@@ -42,10 +46,12 @@ class IndexReport:
     chunks: int  # chunks added to the table
     problems: tuple[str, ...]  # bad lines skipped, as "file:line: what is wrong"
     seconds: float
+    segments: int = 0  # segments added to the segment cache (IndexJob.segments)
 
     def __str__(self) -> str:
         text = (f"Indexed {self.documents} documents from {self.files} files as {self.chunks} new chunks in {self.seconds:.1f} s; "
-                f"{self.skipped} already stored; {len(self.problems)} bad lines skipped.")
+                f"{self.skipped} already stored; {len(self.problems)} bad lines skipped."
+                + (f" {self.segments} new segments cached." if self.segments else ""))
         return "\n".join([text, *self.problems[:20], *(["..."] if len(self.problems) > 20 else [])])
 
 
@@ -63,6 +69,8 @@ class IndexJob:
     cpus: float = 1.0  # CPUs each actor asks Ray for (each reader half that), or an even share on a cluster with fewer
     embed_gpus: float | None = None  # GPUs per embedding actor; None: 1 where the cluster has GPUs, else 0
     on_bad_input: Literal["skip", "fail"] = "skip"
+    segments: str | None = None  # a segment cache file to fill with the soft compressor's rows of every new chunk
+    precompute: SoftCompressor | None = None  # that compressor (CompLLM, ARC-Encoder; its cache file unless segments); None: the pipeline's
 
     def run(self, pipeline: Pipeline, inputs: Sequence[str]) -> IndexReport:
         """Index the documents of the files ``inputs`` (paths or globs) into the store, skipping those
@@ -70,11 +78,15 @@ class IndexJob:
         started = time.perf_counter()
         if pipeline.chunker is None:
             raise ValueError("This pipeline has no chunker: a scale job chunks documents with the pipeline's chunker.")
-        files, store = expand(inputs), store_of(pipeline, self.store)
-        start_ray(self.workers, self.cpus)
+        files, store, soft = expand(inputs), store_of(pipeline, self.store), self.soft_compressor(pipeline)
+        steps = 3 if soft else 2
+        start_ray(self.workers * steps, self.cpus)
         ledger, tally = Ledger(store), ray.remote(Tally).remote()
-        settings = hashlib.sha256(json.dumps([pipeline.chunker.to_dict(), store.model]).encode()).hexdigest()
-        cpus = min(self.cpus, ray.cluster_resources().get("CPU", 1) / (2 * self.workers + 1))  # a small cluster: an even share
+        writer = SegmentWriter(soft, self.segments or soft.cache) if soft else None
+        # what a document's chunks depend on: a run with other settings (or segments for another compressor) redoes it
+        depends = [pipeline.chunker.to_dict(), store.model] + ([writer.identity] if writer else [])
+        settings = hashlib.sha256(json.dumps(depends).encode()).hexdigest()
+        cpus = min(self.cpus, ray.cluster_resources().get("CPU", 1) / (steps * self.workers + 1))  # a small cluster: an even share
         gpus = self.embed_gpus if self.embed_gpus is not None else float(ray.cluster_resources().get("GPU", 0) > 0)
         pool = ray.data.ActorPoolStrategy(size=self.workers)
         data = ray.data.from_items([{"path": path} for path in files], override_num_blocks=len(files))
@@ -84,10 +96,13 @@ class IndexJob:
                                 compute=pool, num_cpus=cpus)
         data = data.map_batches(EmbedWorker, fn_constructor_args=(fresh(store),), batch_size=self.embed_batch, compute=pool,
                                 num_cpus=cpus, num_gpus=gpus, batch_format="pyarrow")
+        if soft:
+            data = data.map_batches(SegmentWorker, fn_constructor_args=(fresh(soft),), batch_size=self.embed_batch, compute=pool,
+                                    num_cpus=cpus, num_gpus=gpus, batch_format="pyarrow")
         chunks = 0
         try:
             for batch in data.iter_batches(batch_size=self.write_batch, batch_format="pyarrow"):
-                chunks += ledger.write(batch)
+                chunks += ledger.write(writer.write(batch) if writer else batch)  # segments saved before the ledger records
         except Exception as error:
             raise bad_input(error) or error
         if ledger.unfinished():
@@ -95,8 +110,23 @@ class IndexJob:
         if chunks:
             store.grow_index()
             store.open_table().optimize()  # fold the appended fragments (and any rows beside the ANN index) in
+        segments = writer.finish() if writer else 0
         skipped, problems = ray.get(tally.totals.remote())
-        return IndexReport(len(files), ledger.documents, skipped, chunks, tuple(problems), time.perf_counter() - started)
+        return IndexReport(len(files), ledger.documents, skipped, chunks, tuple(problems), time.perf_counter() - started, segments)
+
+    def soft_compressor(self, pipeline: Pipeline) -> SoftCompressor | None:
+        """The compressor whose segments the job precomputes: ``precompute``, or with ``segments``
+        alone the pipeline's soft compressor; None when the job precomputes nothing."""
+        if self.precompute is None and self.segments is None:
+            return None
+        soft = self.precompute or next((n.stage for n in pipeline.nodes.values() if isinstance(n.stage, SoftCompressor)), None)
+        if soft is None:
+            raise ValueError("IndexJob(segments=...) precomputes a soft compressor's segments, and this pipeline has none: "
+                             "add CompLLM or ArcEncoder to it, or pass IndexJob(precompute=CompLLM(...)).")
+        if (self.segments or soft.cache) is None:
+            raise ValueError(f"Where should the precomputed segments go? Pass IndexJob(segments='segments.safetensors') or set "
+                             f"{type(soft).__name__}(cache='segments.safetensors'); then compress with that cache file.")
+        return soft
 
 
 def store_of(pipeline: Pipeline, uri: str) -> LanceDBRetriever:
@@ -117,9 +147,9 @@ def fresh(stage):
     return type(stage)(**stage.settings())
 
 
-def start_ray(workers: int, cpus: float) -> None:
+def start_ray(actors: int, cpus: float) -> None:
     """Connect to the cluster at ``RAY_ADDRESS``, or start Ray in this process with as many CPUs as the
-    job's actors ask for plus one for reading (at least 2), no dashboard."""
+    job's ``actors`` ask for (``cpus`` each) plus one for reading (at least 2), no dashboard."""
     if ray.is_initialized():
         return
     with warnings.catch_warnings():  # Ray's processes fork and exec at once, the case lancedb's fork warning does not fear
@@ -127,7 +157,7 @@ def start_ray(workers: int, cpus: float) -> None:
         if os.environ.get("RAY_ADDRESS"):
             ray.init()
         else:
-            ray.init(num_cpus=max(2, math.ceil(2 * workers * cpus + 1)), include_dashboard=False)
+            ray.init(num_cpus=max(2, math.ceil(actors * cpus + 1)), include_dashboard=False)
 
 
 def bad_input(error: BaseException) -> BadInputError | None:

@@ -5,10 +5,11 @@ import re
 import textwrap
 
 import pytest
+import torch
 
 from ragpress.chunkers.code import CodeChunker, load_parser
 from ragpress.chunkers.code.partition import SLACK
-from ragpress.core.loaders import load_tokenizer
+from ragpress.core.loaders import load_causal_lm, load_tokenizer
 from ragpress.core.types import Document
 
 MUMPS = "".join(
@@ -149,39 +150,52 @@ def reply_to(prompt):
     return ", ".join(starts[1::2])
 
 
-def counted(ask, calls):
-    """``ask`` (a batch-shaped LLM hook) that records the number of prompts of each call in ``calls``."""
-    return lambda prompts: calls.append(len(prompts)) or ask(prompts)
+def recorded(ask, calls):
+    """``ask`` (a batch-shaped LLM hook) that appends each call's ``{prompt: reply}`` to ``calls``."""
+    def hook(prompts):
+        replies = ask(prompts)
+        calls.append(dict(zip(prompts, replies, strict=True)))
+        return replies
+    return hook
 
 
 def check_batch_equals_alone(chunker, docs, calls):
-    """chunk_batch over ``docs`` gives each file's chunks alone, with one LLM call per round."""
-    alone, rounds = [], []
+    """chunk_batch over ``docs`` gives each file's chunks alone and the same replies, with one LLM call per round."""
+    alone, rounds, replies = [], [], {}
     for doc in docs:
         calls.clear()
         alone.append(chunker.run([doc]))
-        assert set(calls) <= {1}  # alone: one prompt per call
+        assert {len(c) for c in calls} <= {1}  # alone: one prompt per call
         rounds.append(len(calls))
+        replies |= {p: r for call in calls for p, r in call.items()}
     calls.clear()
     assert chunker.run_batch([docs[:2], docs[2:]]) == [alone[0] + alone[1], [c for chunks in alone[2:] for c in chunks]]
-    assert len(calls) == max(rounds) < sum(rounds) and sum(calls) == sum(rounds)
-    return alone
+    assert len(calls) == max(rounds) < sum(rounds) and sum(map(len, calls)) == sum(rounds)
+    assert {p: r for call in calls for p, r in call.items()} == replies
+    return alone, replies
 
 
 def test_chunk_batch_equals_each_file_alone_with_one_llm_call_per_round(tiny_lm_path):
     chunker = CodeChunker(max_tokens=48, model=tiny_lm_path)
     calls = []
-    chunker.ask_llm = counted(lambda prompts: [reply_to(p) for p in prompts], calls)
-    alone = check_batch_equals_alone(chunker, batch_files(), calls)
+    chunker.ask_llm = recorded(lambda prompts: [reply_to(p) for p in prompts], calls)
+    alone, _ = check_batch_equals_alone(chunker, batch_files(), calls)
     assert all(any(c.metadata["split"] == "llm" for c in chunks) for chunks in alone)  # the replies decided cuts
 
 
 def test_chunk_batch_with_a_real_greedy_model_equals_each_file_alone(tiny_lm_path, monkeypatch):
+    lm = load_causal_lm(tiny_lm_path)  # the random model answers only newlines: a bias on digits makes it answer numbers
+    head = torch.nn.Linear(lm.model.lm_head.in_features, lm.model.lm_head.out_features)
+    with torch.no_grad():
+        head.weight.copy_(lm.model.lm_head.weight), head.bias.zero_()
+        head.bias[lm.tokenizer.convert_tokens_to_ids(list("0123456789,"))] = 8.0
+    monkeypatch.setattr(lm.model, "lm_head", head)
     docs = [Document(inspect.getsource(f), metadata={"language": "python"}) for f in (textwrap.dedent, textwrap.indent)]
     docs.append(Document(MUMPS[:400], metadata={"language": "mumps"}))  # 3, 1 and 2 rounds: few generations
     calls, ask = [], CodeChunker.ask_llm
-    monkeypatch.setattr(CodeChunker, "ask_llm", lambda self, prompts: counted(lambda p: ask(self, p), calls)(prompts))
-    check_batch_equals_alone(CodeChunker(max_tokens=60, model=tiny_lm_path), docs, calls)
+    monkeypatch.setattr(CodeChunker, "ask_llm", lambda self, prompts: recorded(lambda p: ask(self, p), calls)(prompts))
+    _, replies = check_batch_equals_alone(CodeChunker(max_tokens=60, model=tiny_lm_path), docs, calls)
+    assert len(set(replies.values())) > 1 and all(r[:1].isdigit() for r in replies.values())  # replies depend on the prompt
 
 
 @pytest.mark.integration

@@ -180,8 +180,9 @@ class CodeFile:
         return [*pieces, (cursor, b, "unit")]
 
     def ask(self, a: int, b: int) -> Asks[list[int]]:
-        """Partition rows proposed by the LLM for rows ``a:b``, repaired: numbers outside the
-        window, duplicates and disorder are dropped or sorted (1-based line numbers in the reply)."""
+        """Partition rows proposed by the LLM for rows ``a:b`` (the prompt is yielded, the reply sent
+        back), repaired: numbers outside the window, duplicates and disorder are dropped or sorted
+        (1-based line numbers in the reply)."""
         code = "".join(f"{row + 1:>5} | {self.lines[row]}" for row in range(a, b))
         prompt = _PROMPT.format(language=self.language, limit=self.settings.max_tokens, code=code)
         reply = yield prompt

@@ -29,7 +29,7 @@ def chunker(name: str, limit: int):
     from ragpress.chunkers.token_window import TokenWindowChunker
 
     if name == "CodeChunker":
-        CodeChunker.ask_llm = lambda self, prompt: ""  # partition points from the fallbacks: the LLM's time is not the bound
+        CodeChunker.ask_llm = lambda self, prompts: [""] * len(prompts)  # partition points from the fallbacks: the LLM's time is not the bound
         return CodeChunker(max_tokens=limit, language="python")
     return {"SentenceChunker(sentence)": SentenceChunker(unit="sentence", max_tokens=limit),
             "SentenceChunker(paragraph)": SentenceChunker(unit="paragraph", max_tokens=limit),

@@ -144,7 +144,7 @@ def main() -> None:
 
     files, limit = stdlib_files(), args.code_max_tokens
     code_tokenizer = load_tokenizer(args.code_tokenizer)
-    CodeChunker.ask_llm = lambda self, prompt: ""  # LLM off: the structural chunking is timed
+    CodeChunker.ask_llm = lambda self, prompts: [""] * len(prompts)  # LLM off: the structural chunking is timed
     mine = CodeChunker(max_tokens=limit, tokenizer=args.code_tokenizer)
     load_causal_lm(mine.model)
     print(f"\nCode: {len(files)} stdlib files, {sum(len(d.text) for d in files):,} characters; tokenizer {args.code_tokenizer}; limit {limit} tokens")

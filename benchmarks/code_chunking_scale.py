@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=120)
     args = parser.parse_args()
 
-    CodeChunker.ask_llm = lambda self, prompt: ""  # the fallbacks are measured, not the LLM
+    CodeChunker.ask_llm = lambda self, prompts: [""] * len(prompts)  # the fallbacks are measured, not the LLM
     chunker = CodeChunker(max_tokens=args.max_tokens, language="python")
     chunker.run([Document(statement(100))])  # over the limit, so the model loads here: loading is not the cost measured
     rows, per_line = [], []

@@ -182,7 +182,7 @@ def test_code_chunking_reads_cr_line_ends_and_is_linear(tiny_lm_path, monkeypatc
 
     monkeypatch.setattr(partition, "load_tokenizer", counting)
     chunker = CodeChunker(max_tokens=120, model=tiny_lm_path)
-    monkeypatch.setattr(type(chunker), "ask_llm", lambda self, prompt: "")  # no partition points: the fallbacks alone
+    monkeypatch.setattr(type(chunker), "ask_llm", lambda self, prompts: [""] * len(prompts))  # no partition points: the fallbacks alone
     per_character = []
     for lines in (1500, 6000):
         doc = Document("\r".join(f"x{i} = compute({i}, {i} * 2)" for i in range(lines)), metadata={"language": "python"})  # CR-only
@@ -197,7 +197,7 @@ def test_code_chunking_reads_cr_line_ends_and_is_linear(tiny_lm_path, monkeypatc
 def test_an_unknown_language_and_one_huge_line_stay_within_the_limit(tiny_lm_path, monkeypatch):
     doc = Document("(" * 20 + " ".join(f"op{i}" for i in range(5000)) + ")" * 20, metadata={"language": "mumps"})
     chunker = CodeChunker(max_tokens=100, model=tiny_lm_path)
-    monkeypatch.setattr(type(chunker), "ask_llm", lambda self, prompt: "")
+    monkeypatch.setattr(type(chunker), "ask_llm", lambda self, prompts: [""] * len(prompts))
     chunks = chunker.run([doc])
     check_cover(doc, chunks)
     assert max(c.token_count for c in chunks) <= 100 and {c.metadata["split"] for c in chunks} >= {"tokens"}

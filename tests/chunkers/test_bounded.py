@@ -33,7 +33,7 @@ def chunkers(tiny_lm_path, limit):
 
 @pytest.fixture
 def quiet_llm(monkeypatch):
-    monkeypatch.setattr(CodeChunker, "ask_llm", lambda self, prompt: "")  # the fallbacks alone: no generation in a property test
+    monkeypatch.setattr(CodeChunker, "ask_llm", lambda self, prompts: [""] * len(prompts))  # the fallbacks alone: no generation in a property test
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

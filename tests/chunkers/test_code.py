@@ -1,13 +1,15 @@
 import inspect
 import itertools
 import json.decoder
+import re
 import textwrap
 
 import pytest
+import torch
 
 from ragpress.chunkers.code import CodeChunker, load_parser
 from ragpress.chunkers.code.partition import SLACK
-from ragpress.core.loaders import load_tokenizer
+from ragpress.core.loaders import load_causal_lm, load_tokenizer
 from ragpress.core.types import Document
 
 MUMPS = "".join(
@@ -21,9 +23,9 @@ def fake_llm(chunker, replies):
     """Make ``chunker`` answer partition prompts with ``replies`` in turn (the last one repeats)."""
     prompts = []
 
-    def ask(prompt):
-        prompts.append(prompt)
-        return replies[min(len(prompts) - 1, len(replies) - 1)]
+    def ask(batch):
+        prompts.extend(batch)
+        return [replies[min(len(prompts) - len(batch) + i, len(replies) - 1)] for i in range(len(batch))]
 
     chunker.ask_llm = ask
     return prompts
@@ -134,6 +136,66 @@ def test_units_are_packed_up_to_the_limit_with_exact_counts(module, tiny_lm_path
         if a.metadata["split"] == "unit" and b.metadata["part"] == 0:
             assert count(doc.text[a.start : b.end]) > 256 - SLACK - 2
     assert {c.metadata["name"] for c in units if c.metadata["name"]} <= {n for c in chunks for n in c.metadata["names"]}
+
+
+def batch_files():
+    """Files that need different numbers of partition prompts: two stdlib modules and, without a grammar, MUMPS."""
+    return [Document(inspect.getsource(module), metadata={"path": module.__file__}) for module in (textwrap, json.decoder)] + [
+        Document(MUMPS, metadata={"language": "mumps"})]
+
+
+def reply_to(prompt):
+    """A fake LLM's reply that depends on the prompt: every second line in it that starts a statement."""
+    starts = re.findall(r"^ *(\d+) \| *(?:def|for|if|while|return|LABEL)", prompt, re.M)
+    return ", ".join(starts[1::2])
+
+
+def recorded(ask, calls):
+    """``ask`` (a batch-shaped LLM hook) that appends each call's ``{prompt: reply}`` to ``calls``."""
+    def hook(prompts):
+        replies = ask(prompts)
+        calls.append(dict(zip(prompts, replies, strict=True)))
+        return replies
+    return hook
+
+
+def check_batch_equals_alone(chunker, docs, calls):
+    """chunk_batch over ``docs`` gives each file's chunks alone and the same replies, with one LLM call per round."""
+    alone, rounds, replies = [], [], {}
+    for doc in docs:
+        calls.clear()
+        alone.append(chunker.run([doc]))
+        assert {len(c) for c in calls} <= {1}  # alone: one prompt per call
+        rounds.append(len(calls))
+        replies |= {p: r for call in calls for p, r in call.items()}
+    calls.clear()
+    assert chunker.run_batch([docs[:2], docs[2:]]) == [alone[0] + alone[1], [c for chunks in alone[2:] for c in chunks]]
+    assert len(calls) == max(rounds) < sum(rounds) and sum(map(len, calls)) == sum(rounds)
+    assert {p: r for call in calls for p, r in call.items()} == replies
+    return alone, replies
+
+
+def test_chunk_batch_equals_each_file_alone_with_one_llm_call_per_round(tiny_lm_path):
+    chunker = CodeChunker(max_tokens=48, model=tiny_lm_path)
+    calls = []
+    chunker.ask_llm = recorded(lambda prompts: [reply_to(p) for p in prompts], calls)
+    alone, _ = check_batch_equals_alone(chunker, batch_files(), calls)
+    assert all(any(c.metadata["split"] == "llm" for c in chunks) for chunks in alone)  # the replies decided cuts
+
+
+def test_chunk_batch_with_a_real_greedy_model_equals_each_file_alone(tiny_lm_path, monkeypatch):
+    lm = load_causal_lm(tiny_lm_path)  # the random model answers only newlines: a bias on digits makes it answer numbers
+    head = torch.nn.Linear(lm.model.lm_head.in_features, lm.model.lm_head.out_features)
+    with torch.no_grad():
+        head.weight.copy_(lm.model.lm_head.weight), head.bias.zero_()
+        head.bias[lm.tokenizer.convert_tokens_to_ids(list("0123456789,"))] = 8.0
+    monkeypatch.setattr(lm.model, "lm_head", head)
+    docs = [Document(inspect.getsource(f), metadata={"language": "python"}) for f in (textwrap.dedent, textwrap.indent)]
+    docs.append(Document(MUMPS[:400], metadata={"language": "mumps"}))  # 3, 1 and 2 rounds: few generations
+    calls, ask = [], CodeChunker.ask_llm
+    monkeypatch.setattr(CodeChunker, "ask_llm", lambda self, prompts: recorded(lambda p: ask(self, p), calls)(prompts))
+    _, replies = check_batch_equals_alone(CodeChunker(max_tokens=60, model=tiny_lm_path), docs, calls)
+    assert len(set(replies.values())) > 1 and all(r[:1].isdigit() for r in replies.values())  # replies depend on the prompt
 
 
 @pytest.mark.integration

@@ -7,7 +7,12 @@ Speed: the file is tokenized once, with offsets; a row range's count for every d
 number of its tokens in that pass (:meth:`CodeFile.estimate`). A piece tokenized alone can differ by
 a token or two at its edges, so decisions keep :data:`SLACK` tokens spare, and the final chunks are
 counted exactly in one batch: a chunk still over the limit (rare) is unpacked or cut again with exact
-counts, so every token count is exact and every chunk within the limit."""
+counts, so every token count is exact and every chunk within the limit.
+
+Batching: the steps that may need the LLM (:meth:`CodeFile.units`, :meth:`~CodeFile.add`,
+:meth:`~CodeFile.partition`, :meth:`~CodeFile.finish`) are generators of :data:`Asks`: they yield a
+partition prompt and receive the reply, so many files advance in lockstep and each round's prompts
+of all of them go to the LLM in one batch (:func:`ragpress.core.lockstep.run_lockstep`)."""
 
 from __future__ import annotations
 
@@ -15,8 +20,8 @@ import bisect
 import dataclasses
 import itertools
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -36,6 +41,8 @@ _PROMPT = (
     "Reply only with the line numbers where new chunks begin, separated by commas.\n\n{code}"
 )
 SLACK = 4  # tokens kept spare when deciding by the whole-file count (a piece alone counts a token or two more)
+T = TypeVar("T")
+Asks = Generator[str, str, T]  # a step that yields partition prompts, receives the LLM's replies and returns a T
 
 
 
@@ -108,7 +115,7 @@ class CodeFile:
             if node.end_point.row > row:  # a one-row node's descendants cannot start its row shallower
                 stack.extend((child, depth + 1) for child in node.named_children)
 
-    def units(self, node, first: int, last: int, parent: str, parent_kind: str = "") -> None:
+    def units(self, node, first: int, last: int, parent: str, parent_kind: str = "") -> Asks[None]:
         """Chunks for rows ``first:last`` of ``node``: its units, and the code between them."""
         cursor = first
         for unit in find_units(node):
@@ -116,24 +123,24 @@ class CodeFile:
             start, end = max(unit.start_point.row, cursor), min(end_row, last)
             if start >= end:
                 continue  # shares its row with the unit before; already covered there
-            self.add(cursor, start, "statements", "", parent)
+            yield from self.add(cursor, start, "statements", "", parent)
             definition = unit.child_by_field_name("definition") or unit
             name = definition.child_by_field_name("name")
             name = name.text.decode("utf-8", "replace") if name is not None else ""
             kind = "class" if "class" in definition.type else "method" if parent_kind == "class" and "function" in definition.type else definition.type.split("_")[0]
             if not self.fits(start, end) and find_units(definition):
-                self.units(definition, start, end, name, kind)
+                yield from self.units(definition, start, end, name, kind)
             else:
-                self.add(start, end, kind, name, parent)
+                yield from self.add(start, end, kind, name, parent)
             cursor = end
-        self.add(cursor, last, "statements", "", parent)
+        yield from self.add(cursor, last, "statements", "", parent)
 
-    def add(self, a: int, b: int, kind: str, name: str, parent: str) -> None:
+    def add(self, a: int, b: int, kind: str, name: str, parent: str) -> Asks[None]:
         """Chunks for rows ``a:b`` (blank rows at the ends dropped), partitioned when over the limit."""
         a, b = self.trim(a, b)
         if a == b:
             return
-        pieces = [(a, b, "unit")] if self.fits(a, b) else self.partition(a, b)
+        pieces = [(a, b, "unit")] if self.fits(a, b) else (yield from self.partition(a, b))
         pieces = [(*self.trim(x, y), split) for x, y, split in pieces]
         for part, (x, y, split) in enumerate(p for p in pieces if p[0] < p[1]):
             meta = {"language": self.language, "kind": kind, "name": name, "parent": parent, "split": split,
@@ -152,14 +159,14 @@ class CodeFile:
             b -= 1
         return a, b
 
-    def partition(self, a: int, b: int) -> list[tuple[int, int, str]]:
+    def partition(self, a: int, b: int) -> Asks[list[tuple[int, int, str]]]:
         """Cut rows ``a:b`` at LLM partition points, repaired, with structural/fixed fallbacks."""
         pieces, cursor, points = [], a, []
         bar = tqdm(total=b - a, desc="LLM partitions", unit="line", disable=b - a < 500, leave=False)
         while not self.fits(cursor, b):
             if not points and cursor >= self._asked_until:
                 window = self.window(cursor, b)
-                points = self.ask(cursor, window)
+                points = yield from self.ask(cursor, window)
                 self._asked_until = window
             if points and self.fits(cursor, points[0]):
                 cut, split = points.pop(0), "llm"
@@ -172,12 +179,13 @@ class CodeFile:
         bar.close()
         return [*pieces, (cursor, b, "unit")]
 
-    def ask(self, a: int, b: int) -> list[int]:
-        """Partition rows proposed by the LLM for rows ``a:b``, repaired: numbers outside the
-        window, duplicates and disorder are dropped or sorted (1-based line numbers in the reply)."""
+    def ask(self, a: int, b: int) -> Asks[list[int]]:
+        """Partition rows proposed by the LLM for rows ``a:b`` (the prompt is yielded, the reply sent
+        back), repaired: numbers outside the window, duplicates and disorder are dropped or sorted
+        (1-based line numbers in the reply)."""
         code = "".join(f"{row + 1:>5} | {self.lines[row]}" for row in range(a, b))
         prompt = _PROMPT.format(language=self.language, limit=self.settings.max_tokens, code=code)
-        reply = self.settings.ask_llm(prompt)
+        reply = yield prompt
         return sorted({int(n) - 1 for n in re.findall(r"\d+", reply) if a < int(n) - 1 < b})
 
     def fallback(self, a: int, limit: int) -> tuple[int, str]:
@@ -205,7 +213,7 @@ class CodeFile:
         lo = self.last_within(a, rows, limit)
         return rows[lo - 1] if lo else a + 1
 
-    def finish(self) -> list[Chunk]:
+    def finish(self) -> Asks[list[Chunk]]:
         """The chunks, packed (``settings.pack``) and counted exactly in one batch; a chunk over
         the limit is unpacked, or a single piece cut again in exact mode."""
         groups = self.pack(self.chunks) if self.settings.pack else [[c] for c in self.chunks]
@@ -214,13 +222,12 @@ class CodeFile:
         for group, count in zip(groups, token_counts(self.tokenizer, texts)):
             if count <= self.settings.max_tokens:
                 out.append(_merged(self.document, group, count))
-            elif len(group) > 1:
-                out += [c for piece in group for c in self.recount(piece)]
-            else:
-                out += self.recount(group[0])
+            else:  # a packed group is unpacked, a single piece cut again
+                for piece in group:
+                    out += yield from self.recount(piece)
         return out
 
-    def recount(self, piece: Chunk) -> list[Chunk]:
+    def recount(self, piece: Chunk) -> Asks[list[Chunk]]:
         """``piece`` with its exact count, cut again with exact counts if it is over the limit."""
         if piece.token_count is not None:
             return [piece]
@@ -228,7 +235,7 @@ class CodeFile:
         if self.tokens(a, b) <= self.settings.max_tokens:
             return [dataclasses.replace(piece, token_count=self.tokens(a, b))]
         kept, self.chunks, self.exact = self.chunks, [], True
-        self.add(a, b, meta["kind"], meta["name"], meta["parent"])
+        yield from self.add(a, b, meta["kind"], meta["name"], meta["parent"])
         cut, self.chunks, self.exact = self.chunks, kept, False
         return [c if c.token_count is not None else dataclasses.replace(c, token_count=self.tokens(c.metadata["start_line"] - 1, c.metadata["end_line"])) for c in cut]
 

@@ -31,6 +31,11 @@ units, ``file`` without a grammar), ``name``, ``parent`` (enclosing unit), ``sta
 (1-based, inclusive), ``part`` (index within a partitioned unit) and ``split``, how the chunk's end
 was chosen: ``unit`` (end of the unit or gap), ``llm``, ``statement``, ``fixed`` or ``tokens`` (fallbacks).
 The cutting is in :mod:`ragpress.chunkers.code.partition`, the grammars in :mod:`.grammar`.
+
+Batching across files: each file's chunking is a generator that yields its next partition prompt
+(the reply decides where the next one starts), and :meth:`CodeChunker.chunk_batch` advances all
+files in lockstep, so each round's prompts of every file go to the LLM in one :meth:`ask_llm` call
+(one length-sorted ``chat_batch``); the chunks equal those of each file alone.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from typing import ClassVar
 
 from ragpress.chunkers.base import Chunker
 from ragpress.chunkers.code.grammar import EXTENSIONS, load_parser
-from ragpress.chunkers.code.partition import CodeFile
+from ragpress.chunkers.code.partition import Asks, CodeFile
 from ragpress.core.loaders import load_causal_lm
+from ragpress.core.lockstep import run_lockstep
 from ragpress.core.prompt import user_turns
 from ragpress.core.settings import guarded
 from ragpress.core.types import Chunk, Document
@@ -67,9 +73,9 @@ class CodeChunker(Chunker):
         if not isinstance(self.max_tokens, int) or self.max_tokens < 8:
             raise ValueError(f"max_tokens must be an int of at least 8, got {self.max_tokens!r}.")
 
-    def ask_llm(self, prompt: str) -> str:
-        """The LLM's reply to one partition prompt (greedy)."""
-        return load_causal_lm(self.model).chat_batch(user_turns([prompt]), max_new_tokens=64, desc="LLM prompts")[0]
+    def ask_llm(self, prompts: list[str]) -> list[str]:
+        """The LLM's reply to each partition prompt (greedy), all of them in one batched call."""
+        return load_causal_lm(self.model).chat_batch(user_turns(prompts), max_new_tokens=64, desc="LLM prompts")
 
     def language_of(self, document: Document) -> str:
         language = self.language or document.metadata.get("language", "")
@@ -83,14 +89,24 @@ class CodeChunker(Chunker):
         return language.lower().replace("-", "_").replace("c++", "cpp").replace("c#", "csharp")
 
     def chunk(self, document: Document) -> list[Chunk]:
+        return self.chunk_batch([document])[0]
+
+    def chunk_batch(self, documents: list[Document]) -> list[list[Chunk]]:
+        """Every file's chunks, the files advanced in lockstep: one :meth:`ask_llm` call per round
+        answers the pending partition prompt of every file, so the LLM is called as many times as
+        the file that needs most rounds, not once per prompt."""
+        return run_lockstep([self.chunk_steps(doc) for doc in documents], self.ask_llm)
+
+    def chunk_steps(self, document: Document) -> Asks[list[Chunk]]:
+        """One file's chunking, yielding its partition prompts and receiving the replies."""
         language = self.language_of(document)
         job = CodeFile(self, document, language)
         parser = load_parser(language, self.grammars.get(language, ""))
         if parser is None:
             job.depth = {r: 0 if line[:1].strip() else 1 for r, line in enumerate(job.lines) if line.strip() and (r == 0 or line[:1].strip() or not job.lines[r - 1].strip())}
-            job.add(0, len(job.lines), "file", "", "")
+            yield from job.add(0, len(job.lines), "file", "", "")
         else:
             tree = parser.parse(job.text.encode("utf-8", "surrogatepass"))
             job.index_depths(tree.root_node)
-            job.units(tree.root_node, 0, len(job.lines), "")
-        return job.finish()
+            yield from job.units(tree.root_node, 0, len(job.lines), "")
+        return (yield from job.finish())

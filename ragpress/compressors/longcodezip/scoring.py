@@ -1,12 +1,14 @@
 """LongCodeZip's model calls (Shi et al., ASE 2025, arXiv:2510.00446), written as requests so that
 many compressions share forward passes: a compression is a generator that yields a :class:`Score`
 (pairs of prefix and continuation whose token log-probs it needs) and receives the answers;
-:func:`run_plans` advances every generator to its next request, answers all requests of that step
-with one length-sorted batched :meth:`~ragpress.core.lm.CausalLM.continuation_logprobs` call, and
-repeats. One compression alone makes exactly the calls it would make unbatched."""
+:func:`run_plans` advances every generator to its next request (through the shared lockstep driver,
+:mod:`ragpress.core.lockstep`), answers all requests of that step with one length-sorted batched
+:meth:`~ragpress.core.lm.CausalLM.continuation_logprobs` call, and repeats. One compression alone
+makes exactly the calls it would make unbatched."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import torch
 
 from ragpress.compressors.longcodezip.steps import line_of
 from ragpress.core.lm import CausalLM
+from ragpress.core.lockstep import run_lockstep
 
 
 @dataclass
@@ -30,28 +33,17 @@ Plan = Generator[Score, list[torch.Tensor], Any]
 
 
 def run_plans(load_lm: Callable[[], CausalLM], plans: list[Plan], batch_size: int | None) -> list[Any]:
-    """The value each plan returns, its requests answered together with those of the other plans."""
-    results: list[Any] = [None] * len(plans)
-    pending: dict[int, Score] = {}
+    """The value each plan returns, its requests answered together with those of the other plans
+    (:func:`~ragpress.core.lockstep.run_lockstep`, one batched call per step)."""
 
-    def advance(i: int, answer: list[torch.Tensor] | None) -> None:
-        try:
-            pending[i] = plans[i].send(answer)
-        except StopIteration as stop:
-            results[i] = stop.value
-
-    for i in range(len(plans)):
-        advance(i, None)
-    while pending:
-        asked, offset = list(pending.items()), 0
-        pending.clear()
-        answers = load_lm().continuation_logprobs(
-            [p for _, r in asked for p in r.prefixes], [c for _, r in asked for c in r.continuations], batch_size
+    def answer(requests: list[Score]) -> list[list[torch.Tensor]]:
+        logprobs = load_lm().continuation_logprobs(
+            [p for r in requests for p in r.prefixes], [c for r in requests for c in r.continuations], batch_size
         )
-        for i, request in asked:
-            advance(i, answers[offset : offset + len(request.prefixes)])
-            offset += len(request.prefixes)
-    return results
+        ends = list(itertools.accumulate(len(r.prefixes) for r in requests))
+        return [logprobs[end - len(r.prefixes) : end] for r, end in zip(requests, ends)]
+
+    return run_lockstep(plans, answer)
 
 
 def approximate_mi(lm: CausalLM, contexts: list[str], query: str) -> Generator[Score, list[torch.Tensor], list[float]]:

@@ -77,10 +77,10 @@ def calls(runs: list[str]) -> list[dict]:
         steps += [([], bench) for bench in benches[1:]]
         for carry, bench in steps:
             install = f"for p in {' '.join(map(str, carry))}; do bash $p/install.sh || exit 1; done; " if carry else ""
-            command, timeout = install + ENV, INSTALL_S if carry else 0
-            if bench:
+            command, timeout = install.removesuffix("; "), INSTALL_S if carry else 0
+            if bench:  # env.sh exists once a kit is complete: a call that only stores a part must not source it
                 log, line, seconds = bench
-                command += f"; nvidia-smi -L; {line} 2>&1 | tee $OUT/{log}.log"
+                command = f"{install}{ENV}; nvidia-smi -L; {line} 2>&1 | tee $OUT/{log}.log"
                 timeout += seconds
             out.append({"run": run, "carry": [str(p) for p in carry], "command": command, "timeout_s": min(timeout, 600),
                         "mib": round(sum(map(size, carry)) / 1048576, 1)})

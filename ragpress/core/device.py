@@ -34,10 +34,7 @@ def token_budget(device: torch.device, bytes_per_token: int, cpu_tokens: int = 8
     (sized so a forward stays within a few GiB of a 24 GiB host), and on a GPU as many as 40% of its
     free memory holds at ``bytes_per_token`` (at least ``cpu_tokens``). Stages use it when their
     ``batch_size`` is ``None``."""
-    if device.type != "cuda":
-        return cpu_tokens
-    free, _ = torch.cuda.mem_get_info(device)
-    return max(cpu_tokens, int(0.4 * free) // max(bytes_per_token, 1))
+    return free_memory_share(device, cpu_tokens, 0.4, max(bytes_per_token, 1))
 
 
 def attention_budget(device: torch.device, config, cpu_pairs: int = 2**25) -> int:
@@ -45,11 +42,8 @@ def attention_budget(device: torch.device, config, cpu_pairs: int = 2**25) -> in
     a padding mask can fall back to materialising its scores, which then grow with the square of
     the width, so long rows need a bound of their own. ``cpu_pairs`` on the CPU (two 4096-token
     windows); on a GPU 20% of its free memory at about 8 bytes per pair and head."""
-    if device.type != "cuda":
-        return cpu_pairs
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    free, _ = torch.cuda.mem_get_info(device)
-    return max(cpu_pairs, int(0.2 * free) // (8 * int(getattr(config, "num_attention_heads", 16))))
+    return free_memory_share(device, cpu_pairs, 0.2, 8 * int(getattr(config, "num_attention_heads", 16)))
 
 
 def length_batches(
@@ -82,7 +76,14 @@ def default_batch_size(device: torch.device, cpu: int, item_bytes: int, most: in
     a GPU as many items of about ``item_bytes`` as half its free memory holds, from ``cpu`` up to
     ``most`` (a small model's forward is launch-bound, so a GPU runs a wide batch in about the time of
     one item)."""
+    return free_memory_share(device, cpu, 0.5, item_bytes, most)
+
+
+def free_memory_share(device: torch.device, cpu: int, share: float, item_bytes: int, most: int | None = None) -> int:
+    """How many items of ``item_bytes`` a batch may hold: ``cpu`` on the CPU, and on a GPU as many as
+    ``share`` of its free memory holds, at least ``cpu`` and at most ``most``. The one place the
+    budgets above read the GPU's free memory."""
     if device.type != "cuda":
         return cpu
-    free, _ = torch.cuda.mem_get_info(device)
-    return int(max(cpu, min(most, free // 2 // item_bytes)))
+    fits = int(share * torch.cuda.mem_get_info(device)[0]) // item_bytes
+    return max(cpu, fits if most is None else min(most, fits))

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -178,3 +179,21 @@ def test_chunks_longer_than_the_embedder_window_are_named_not_cut_silently(tiny_
     store = LanceDBRetriever(uri=str(tmp_path / "store"), model=tiny_embedder_path)
     with pytest.warns(UserWarning, match="128-token window"):
         store.index([Chunk.of(doc, 0, len(doc.text))])
+
+
+def test_probes_follow_the_index_size_unless_set(tiny_embedder_path, tmp_path):
+    class Table:  # what probes() reads of a LanceDB table: its vector index and how many rows it covers
+        def __init__(self, rows):
+            self.rows = rows
+
+        def list_indices(self):
+            return [SimpleNamespace(name="vector_idx", columns=["vector"])] if self.rows else []
+
+        def index_stats(self, name):
+            assert name == "vector_idx"
+            return SimpleNamespace(num_indexed_rows=self.rows)
+
+    auto = LanceDBRetriever(uri=str(tmp_path / "p"), model=tiny_embedder_path)
+    # 10 % of LanceDB's sqrt(rows) partitions, at least 20: 100 probes at 1M rows (recall 0.99 there; 20 gave 0.8)
+    assert [auto.probes(Table(n)) for n in (0, 100_000, 1_000_000, 100_000_000)] == [20, 32, 100, 1000]
+    assert LanceDBRetriever(uri=auto.uri, model=tiny_embedder_path, nprobes=7).probes(Table(1_000_000)) == 7

@@ -8,9 +8,12 @@ Documents are the distinct docstrings (80+ characters) of the standard library's
 classes (``ragpress.corpora.stdlib_docstrings``), one a document, written as 8 JSON-lines files
 for the Ray jobs. Every run starts cold (model loading included): Ray's start is timed apart,
 each job's time includes starting its actors and loading their models, as the in-process run
-includes loading the model once.
+includes loading the model once; "chunks/s after it" is the rate between a job's first and last
+write to the table (its actors running, their start excluded: ``IndexReport.steady_rate``).
 
     python -m benchmarks.scale_index [--documents 600] [--workers 1 2] [--ann-rows 300000] [--nprobes 20 60]
+    python -m benchmarks.scale_index --documents 5000 --copies 40 --workers 1 2 --chunk-workers 12 --no-in-process --ann-rows 0
+        (two GPUs: enough chunking actors to keep both embedding GPUs busy)
 
 ``--embed-rate MODEL_DIR --texts FILE`` measures MiniLM's embedding rate on one GPU instead
 (sentence-transformers when installed, else transformers' AutoModel with mean pooling, fp16),
@@ -32,12 +35,14 @@ from ragpress.core.types import Document
 PIECES = 8
 
 
-def docstring_documents(limit: int) -> list[Document]:
-    """Up to ``limit`` distinct standard-library docstrings of 80+ characters, one document each."""
+def docstring_documents(limit: int, copies: int = 1) -> list[Document]:
+    """Up to ``limit`` distinct standard-library docstrings of 80+ characters, one document each
+    (1,944 with CPython 3.11's library); ``copies`` repeats them under new ids, for a corpus large
+    enough that a job's start does not dominate its time (the work per chunk is the same)."""
     from ragpress.corpora import stdlib_docstrings
 
-    texts = dict.fromkeys(t for _, docstrings in stdlib_docstrings() for t in docstrings[1:] if len(t) >= 80)
-    return [Document(text, id=f"doc{i}") for i, text in enumerate(list(texts)[:limit])]
+    texts = list(dict.fromkeys(t for _, docstrings in stdlib_docstrings() for t in docstrings[1:] if len(t) >= 80))[:limit]
+    return [Document(text, id=f"doc{i}" + (f"-{k}" if k else "")) for k in range(copies) for i, text in enumerate(texts)]
 
 
 def pipeline():
@@ -48,29 +53,37 @@ def pipeline():
     return Pipeline(SentenceChunker(max_tokens=128)).add("store", LanceDBRetriever(top_k=10))
 
 
-def throughput(documents: list[Document], workers: list[int], folder: Path) -> list[tuple]:
+def throughput(documents: list[Document], workers: list[int], folder: Path, in_process: bool = True,
+               chunk_workers: int | None = None) -> list[tuple]:
     import torch
 
     from ragpress.scale import IndexJob
     from ragpress.scale.job import start_ray
 
-    rag = pipeline()
-    rag.nodes["store"].stage.uri = str(folder / "in_process")
-    seconds, chunks = timed(rag.index, documents)
-    threads = f"torch {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}"
-    rows = [(f"Pipeline.index, in process ({threads})", len(documents), len(chunks), f"{seconds:.1f}", f"{len(documents) / seconds:.1f}", f"{len(chunks) / seconds:.1f}")]
+    rows, expected = [], None
+    if in_process:
+        rag = pipeline()
+        rag.nodes["store"].stage.uri = str(folder / "in_process")
+        seconds, chunks = timed(rag.index, documents)
+        threads = f"torch {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}"
+        expected = (len(documents), len(chunks))
+        rows.append((f"Pipeline.index, in process ({threads})", len(documents), len(chunks), f"{seconds:.1f}",
+                     f"{len(documents) / seconds:.1f}", f"{len(chunks) / seconds:.1f}", "-", "-"))
     files = []
     for k in range(PIECES):
         files.append(folder / f"docs{k}.jsonl")
         files[-1].write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in documents[k::PIECES]))
     if workers:
-        started, _ = timed(start_ray, 2 * max(workers), 1.0)  # a chunking and an embedding actor a worker
+        started, _ = timed(start_ray, max(workers) + (chunk_workers or max(workers)), 1.0)  # chunking and embedding actors
         print(f"Ray started in process in {started:.1f} s", flush=True)
     for n in workers:
-        report = IndexJob(store=str(folder / f"ray{n}"), workers=n).run(pipeline(), [str(folder / "docs*.jsonl")])
-        assert (report.documents, report.chunks) == (len(documents), len(chunks)), report
-        rows.append((f"IndexJob, {n} Ray worker{'s' * (n > 1)}", report.documents, report.chunks, f"{report.seconds:.1f}",
-                     f"{report.documents / report.seconds:.1f}", f"{report.chunks / report.seconds:.1f}"))
+        report = IndexJob(store=str(folder / f"ray{n}"), workers=n, chunk_workers=chunk_workers).run(pipeline(), [str(folder / "docs*.jsonl")])
+        expected = expected or (report.documents, report.chunks)
+        assert (report.documents, report.chunks) == expected, report
+        chunkers = f", {chunk_workers} chunking" if chunk_workers else ""
+        rows.append((f"IndexJob, {n} Ray worker{'s' * (n > 1)}{chunkers}", report.documents, report.chunks, f"{report.seconds:.1f}",
+                     f"{report.documents / report.seconds:.1f}", f"{report.chunks / report.seconds:.1f}",
+                     f"{report.first_write:.1f}", f"{report.steady_rate:.1f}"))
     return rows
 
 
@@ -140,6 +153,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=600, help="0 skips the throughput measurement")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="none: only the in-process run")
+    parser.add_argument("--copies", type=int, default=1, help="the documents repeated under new ids, for a larger corpus")
+    parser.add_argument("--chunk-workers", type=int, help="chunking actors of the Ray jobs (default: as many as --workers)")
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process Pipeline.index run")
     parser.add_argument("--ann-rows", type=int, default=300_000, help="0 skips the ANN measurement")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--nprobes", type=int, nargs="+", default=[20], help="IVF partitions each ANN search probes: a row for each")
@@ -156,8 +172,9 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     if args.documents:
         with tempfile.TemporaryDirectory() as folder:
-            rows = throughput(docstring_documents(args.documents), args.workers, Path(folder))
-        print_table(["run", "documents", "chunks", "s", "documents/s", "chunks/s"], rows, "lrrrrr")
+            rows = throughput(docstring_documents(args.documents, args.copies), args.workers, Path(folder), not args.no_in_process,
+                              args.chunk_workers)
+        print_table(["run", "documents", "chunks", "s", "documents/s", "chunks/s", "first write s", "chunks/s after it"], rows, "lrrrrrrr")
     if args.ann_rows:
         from benchmarks.lancedb_store import HEADER, measure
 

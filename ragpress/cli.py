@@ -130,6 +130,7 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSON lines, Parquet or text files, paths or quoted globs ('docs/*.jsonl')")
     parser.add_argument("--store", required=True, help="the LanceDB folder (or bucket URI) to fill; a rerun adds only new documents")
     parser.add_argument("--workers", type=int, default=1, help="Ray actors for chunking and as many for embedding (default 1)")
+    parser.add_argument("--chunk-workers", type=int, help="chunking actors, when CPUs should feed the embedding GPUs with more (default: --workers)")
     parser.add_argument("--on-bad-input", choices=("skip", "fail"), default="skip",
                         help="a line that is not a document: skip it and list it at the end (default), or stop the job")
     parser.add_argument("--segments", metavar="FILE", help="also precompute the pipeline's soft compressor (CompLLM, ARC-Encoder) "
@@ -144,7 +145,7 @@ def index(args: argparse.Namespace) -> None:
     from ragpress.scale import IndexJob
 
     pipeline = Pipeline.load(args.pipeline, allow_external=args.allow_external, allow=args.allow)
-    print(IndexJob(store=args.store, workers=args.workers, on_bad_input=args.on_bad_input, segments=args.segments).run(pipeline, args.input), flush=True)
+    print(IndexJob(store=args.store, workers=args.workers, chunk_workers=args.chunk_workers, on_bad_input=args.on_bad_input, segments=args.segments).run(pipeline, args.input), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,15 @@ class IndexReport:
     problems: tuple[str, ...]  # bad lines skipped, as "file:line: what is wrong"
     seconds: float
     segments: int = 0  # segments added to the segment cache (IndexJob.segments)
+    first_write: float = 0.0  # seconds until the first rows reached the table (Ray, actors and models started)
+    first_chunks: int = 0  # chunks in that first write
+    last_write: float = 0.0  # seconds until the last rows did (the index is folded in after it)
+
+    @property
+    def steady_rate(self) -> float:
+        """Chunks a second between the first and the last write: the job's rate once its actors run,
+        without their start (0 when everything came in one write)."""
+        return (self.chunks - self.first_chunks) / (self.last_write - self.first_write) if self.last_write > self.first_write else 0.0
 
     def __str__(self) -> str:
         text = (f"Indexed {self.documents} documents from {self.files} files as {self.chunks} new chunks in {self.seconds:.1f} s; "
@@ -62,6 +71,7 @@ class IndexJob:
 
     store: str
     workers: int = 1  # actors per step (chunking, embedding)
+    chunk_workers: int | None = None  # chunking actors (CPU) when they should differ from workers (e.g. 8 CPUs to feed 2 GPUs)
     chunk_batch: int = 16  # documents per chunking call
     embed_batch: int = 256  # chunks per embedding call
     read_batch: int = 256  # documents per batch out of a reader
@@ -79,30 +89,32 @@ class IndexJob:
         if pipeline.chunker is None:
             raise ValueError("This pipeline has no chunker: a scale job chunks documents with the pipeline's chunker.")
         files, store, soft = expand(inputs), store_of(pipeline, self.store), self.soft_compressor(pipeline)
-        steps = 3 if soft else 2
-        start_ray(self.workers * steps, self.cpus)
+        steps, chunkers = 3 if soft else 2, self.chunk_workers or self.workers
+        start_ray(self.workers * (steps - 1) + chunkers, self.cpus)
         ledger, tally = Ledger(store), ray.remote(Tally).remote()
         writer = SegmentWriter(soft, self.segments or soft.cache) if soft else None
         # what a document's chunks depend on: a run with other settings (or segments for another compressor) redoes it
         depends = [pipeline.chunker.to_dict(), store.model] + ([writer.identity] if writer else [])
         settings = hashlib.sha256(json.dumps(depends).encode()).hexdigest()
-        cpus = min(self.cpus, ray.cluster_resources().get("CPU", 1) / (steps * self.workers + 1))  # a small cluster: an even share
+        cpus = min(self.cpus, ray.cluster_resources().get("CPU", 1) / (self.workers * (steps - 1) + chunkers + 1))  # a small cluster: an even share
         gpus = self.embed_gpus if self.embed_gpus is not None else float(ray.cluster_resources().get("GPU", 0) > 0)
         pool = ray.data.ActorPoolStrategy(size=self.workers)
         data = ray.data.from_items([{"path": path} for path in files], override_num_blocks=len(files))
         data = data.map_batches(read_documents, batch_size=1, num_cpus=cpus / 2, fn_kwargs=dict(
             settings=settings, known=ledger.keys(), fail=self.on_bad_input == "fail", tally=tally, batch_size=self.read_batch))
         data = data.map_batches(ChunkWorker, fn_constructor_args=(fresh(pipeline.chunker),), batch_size=self.chunk_batch,
-                                compute=pool, num_cpus=cpus)
+                                compute=ray.data.ActorPoolStrategy(size=chunkers), num_cpus=cpus)
         data = data.map_batches(EmbedWorker, fn_constructor_args=(fresh(store),), batch_size=self.embed_batch, compute=pool,
                                 num_cpus=cpus, num_gpus=gpus, batch_format="pyarrow")
         if soft:
             data = data.map_batches(SegmentWorker, fn_constructor_args=(fresh(soft),), batch_size=self.embed_batch, compute=pool,
                                     num_cpus=cpus, num_gpus=gpus, batch_format="pyarrow")
-        chunks = 0
+        chunks, first, last = 0, (0.0, 0), 0.0
         try:
             for batch in data.iter_batches(batch_size=self.write_batch, batch_format="pyarrow"):
                 chunks += ledger.write(writer.write(batch) if writer else batch)  # segments saved before the ledger records
+                last = time.perf_counter() - started
+                first = first if first[1] else (last, chunks)
         except Exception as error:
             raise bad_input(error) or error
         if ledger.unfinished():
@@ -112,7 +124,7 @@ class IndexJob:
             store.open_table().optimize()  # fold the appended fragments (and any rows beside the ANN index) in
         segments = writer.finish() if writer else 0
         skipped, problems = ray.get(tally.totals.remote())
-        return IndexReport(len(files), ledger.documents, skipped, chunks, tuple(problems), time.perf_counter() - started, segments)
+        return IndexReport(len(files), ledger.documents, skipped, chunks, tuple(problems), time.perf_counter() - started, segments, *first, last)
 
     def soft_compressor(self, pipeline: Pipeline) -> SoftCompressor | None:
         """The compressor whose segments the job precomputes: ``precompute``, or with ``segments``

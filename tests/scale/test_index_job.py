@@ -106,7 +106,7 @@ def indexed(ray_session, documents, tmp_path_factory, tiny_embedder_path):
     folder = tmp_path_factory.mktemp("indexed")
     write_lines(folder / "a.jsonl", documents[:200])
     write_lines(folder / "b.jsonl", documents[200:])
-    return folder, job(folder).run(pipeline(tiny_embedder_path), [str(folder / "*.jsonl")])
+    return folder, job(folder, chunk_workers=2, write_batch=128).run(pipeline(tiny_embedder_path), [str(folder / "*.jsonl")])
 
 
 def check_job_result(folder, report, rag: Pipeline, documents: list[Document]) -> None:
@@ -133,6 +133,9 @@ def check_job_result(folder, report, rag: Pipeline, documents: list[Document]) -
 
 def test_a_job_stores_each_chunk_once_exact_to_its_source_and_ranks_as_exact_dense(indexed, documents, tiny_embedder_path):
     check_job_result(*indexed, pipeline(tiny_embedder_path), documents)
+    report = indexed[1]  # two chunking actors feeding one embedding actor, written 128 chunks at a time
+    assert 0 < report.first_write < report.last_write <= report.seconds and 0 < report.first_chunks < report.chunks
+    assert report.steady_rate == (report.chunks - report.first_chunks) / (report.last_write - report.first_write)
 
 
 @pytest.mark.integration

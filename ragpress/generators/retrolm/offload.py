@@ -4,15 +4,19 @@ Copied after the forward, the store cost 4.4 s at 64K tokens and 8.4 s at 128K o
 model: 1.7-2.2x of the one-shot prefill), nearly all of it the allocation and pinning of fresh host
 memory. But each decoder layer's KV is final once that layer has run in the last prefill forward, so
 a forward hook on the layer copies it into pinned host buffers on a side stream that waits only for that
-layer's kernels: the copies overlap the later layers' compute. Allocated in the hooks (host work while
-the GPU computed the layers already queued), the buffers still cost 64K tokens 1.33x of the one-shot
-prefill: pinning fresh memory ran at ~1.9 GB/s, slower than the layers. So the buffers of every layer
-are allocated from the forward's start by a few threads (pinning is page-touching work that spreads
-over cores), the first layers' first. The store holds the same values as a copy made afterwards."""
+layer's kernels: the copies overlap the later layers' compute. The store holds the same values as a copy made afterwards.
+
+Pinning fresh memory is the slow part: cudaHostAlloc ran at ~2.1 GiB/s on an H200 machine (3.76 s
+for a 64K-token store), the same from 4-16 threads (the driver serialises it), slower than the layers
+(64K: 1.33x of the one-shot prefill). PyTorch's other way to pin (``pinned_use_cuda_host_register``:
+malloc, pages touched by ``pinned_num_register_threads`` threads, then cudaHostRegister) took 0.40 s
+with 8 threads. :func:`fast_pinning` switches it on for the process unless the user configured pinned
+memory already (``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF``); it changes how pinned blocks
+are made, not what they hold."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import os
 from typing import Any
 
 import torch
@@ -22,30 +26,21 @@ class LayerOffload:
     """Forward hooks on every decoder layer of ``model`` that copy the layer's entry of ``cache`` into
     pinned host memory on a side stream as soon as the layer has run. Register it around the last
     prefill forward only (earlier chunks' entries still grow), as a context manager that removes them;
-    :meth:`take` waits for the copies. ``tokens`` is the context's length once that forward has run
-    (the shape of each layer's keys and values, ``[1, kv_heads, tokens, head_dim]``, whose pinned
-    buffers ``threads`` threads allocate ahead)."""
+    :meth:`take` waits for the copies."""
 
-    def __init__(self, model: Any, cache: Any, device: torch.device, tokens: int, threads: int = 8):
+    def __init__(self, model: Any, cache: Any, device: torch.device):
+        fast_pinning()
         self.cache, self.stream = cache, torch.cuda.Stream(device)
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
         layers = model.get_decoder().layers
-        config = model.config.get_text_config(decoder=True)
-        width = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        shape, dtype = (1, config.num_key_value_heads, tokens, width), model.dtype
-        pool = ThreadPoolExecutor(threads, thread_name_prefix="retrolm-pin")
-        self.buffers: list[Future] = [pool.submit(pinned_pair, shape, dtype) for _ in layers]
-        pool.shutdown(wait=False)  # the threads end once every buffer is allocated
         self.handles = [layer.register_forward_hook(self._copier(index)) for index, layer in enumerate(layers)]
 
     def _copier(self, index: int):
         def copy(module, args, output) -> None:
             layer = self.cache.layers[index]
             ready = torch.cuda.current_stream(layer.keys.device).record_event()
-            pinned = self.buffers[index].result()
-            if any(p.shape != t.shape or p.dtype != t.dtype for p, t in zip(pinned, (layer.keys, layer.values))):
-                pinned = pinned_pair(layer.keys.shape, layer.keys.dtype)  # a model whose cache is not [1, kv_heads, n, head_dim]
+            pinned = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in (layer.keys, layer.values)]
             with torch.cuda.stream(self.stream):
                 self.stream.wait_event(ready)
                 self.keys[index] = pinned[0].copy_(layer.keys, non_blocking=True)
@@ -68,6 +63,11 @@ class LayerOffload:
         return [self.keys[i] for i in range(len(self.keys))], [self.values[i] for i in range(len(self.values))]
 
 
-def pinned_pair(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keys' and values' pinned host buffers of one layer."""
-    return torch.empty(shape, dtype=dtype, pin_memory=True), torch.empty(shape, dtype=dtype, pin_memory=True)
+
+def fast_pinning(threads: int = 8) -> None:
+    """Pinned host memory made by malloc, ``threads`` threads touching its pages, and cudaHostRegister
+    (PyTorch's ``pinned_use_cuda_host_register``), for the rest of the process; nothing if the user
+    has configured pinned memory through the environment."""
+    configured = os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") + os.environ.get("PYTORCH_ALLOC_CONF", "")
+    if "pinned" not in configured:
+        torch.cuda.memory._set_allocator_settings(f"pinned_use_cuda_host_register:True,pinned_num_register_threads:{threads}")

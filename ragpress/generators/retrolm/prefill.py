@@ -40,7 +40,7 @@ def encode_pages(lm: CausalLM, ids: torch.Tensor, page_size: int, offload: bool,
     overlap = offload and lm.device.type == "cuda"
     with causal_chunks(lm.model):
         for start in tqdm(starts, desc="RetroLM prefill", disable=n < 16 * step):
-            offloader = LayerOffload(lm.model, cache, lm.device, n) if overlap and start == starts[-1] else contextlib.nullcontext()
+            offloader = LayerOffload(lm.model, cache, lm.device) if overlap and start == starts[-1] else contextlib.nullcontext()
             with offloader:
                 decoder(input_ids=ids[None, start : start + step].to(lm.device), use_cache=True, **cache_argument(decoder, cache))
     summaries = torch.stack([page_means(layer.keys[0], page_size) for layer in cache.layers])

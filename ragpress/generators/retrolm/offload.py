@@ -69,5 +69,6 @@ def fast_pinning(threads: int = 8) -> None:
     (PyTorch's ``pinned_use_cuda_host_register``), for the rest of the process; nothing if the user
     has configured pinned memory through the environment."""
     configured = os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") + os.environ.get("PYTORCH_ALLOC_CONF", "")
-    if "pinned" not in configured:
-        torch.cuda.memory._set_allocator_settings(f"pinned_use_cuda_host_register:True,pinned_num_register_threads:{threads}")
+    if "pinned" not in configured:  # torch 2.9+ names the setter per accelerator; the CUDA one before
+        setter = getattr(torch._C, "_accelerator_setAllocatorSettings", None) or torch.cuda.memory._set_allocator_settings
+        setter(f"pinned_use_cuda_host_register:True,pinned_num_register_threads:{threads}")

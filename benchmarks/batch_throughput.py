@@ -106,7 +106,7 @@ def main() -> None:
     print(f"{torch.cuda.get_device_name() if lm.device.type == 'cuda' else 'cpu'}; {lm}; attention {lm.model.config._attn_implementation}; "
           f"{len(docs)} documents ({sum(map(len, docs))} sentences), {len(tasks)} code files", flush=True)
     print(f"LongCodeZip files: {len(tasks)} of {args.files} asked for; {len(excluded)} excluded before them by the shared rule "
-          f"'every function fits the budget at rate {RATE}' (benchmarks.longcodezip.select_files): {'; '.join(excluded) or 'none'}", flush=True)
+          f"'every function fits the budget at rate {RATE}' (benchmarks.longcodezip.select_files), each with why in lcz_excluded:", flush=True)
     sync = torch.cuda.synchronize if lm.device.type == "cuda" else (lambda: None)
     report = Report(args.json)
     report.note(lcz_files=len(tasks), lcz_excluded=excluded)

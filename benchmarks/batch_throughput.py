@@ -168,6 +168,8 @@ def main() -> None:
     report.note(margin_profile=profile("margin (8 documents)", lambda: MarginSamplingChunker().meta_chunk_ends(list(mtexts[:8]), list(mspans[:8])), lm))
 
     # --- LongCodeZip (coarse stage, rank_only on the official side) ---------------------------------
+    if not tasks:
+        return report.table()
     instance = official_lcz(args.official_lcz, lm)
     codes, queries = [t["code"] for t in tasks], [t["instruction"] for t in tasks]
     chunk_lists = [[Chunk.of(Document(c, id=f"f{i}"), 0, len(c))] for i, c in enumerate(codes)]

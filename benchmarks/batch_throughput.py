@@ -117,8 +117,17 @@ def main() -> None:
         sync()
         return seconds, value
 
+    if docs:  # --documents 0 runs LongCodeZip alone
+        meta_chunking(report, lm, docs, args.official_mc, clock)
+    if tasks:
+        longcodezip(report, lm, tasks, compressor, args.official_lcz, clock)
+    report.table()
+
+
+def meta_chunking(report: Report, lm, docs: list[list[str]], tools: Path, clock) -> None:
+    """The PPL and margin-sampling rows: the official code one document at a time, ours batched."""
     # --- PPL chunking ---------------------------------------------------------------------------
-    official, record = load_official(args.official_mc, [])
+    official, record = load_official(tools, [])
     legacy = LegacyCacheModel(lm.model)
 
     def official_ppl():
@@ -140,7 +149,7 @@ def main() -> None:
     report.note(ppl_profile=profile("PPL (8 documents)", lambda: PerplexityChunker().meta_chunk_ends(list(texts[:8]), list(spans[:8])), lm))
 
     # --- margin sampling --------------------------------------------------------------------------
-    sys.path.insert(0, str(args.official_mc))
+    sys.path.insert(0, str(tools))
     import margin_sampling_chunking as official_ms
 
     answers = AnswerTokens(lm)
@@ -167,10 +176,11 @@ def main() -> None:
     report.note(margin_f1_official_prompt_layout=pooled_f1(same_prompt, theirs))
     report.note(margin_profile=profile("margin (8 documents)", lambda: MarginSamplingChunker().meta_chunk_ends(list(mtexts[:8]), list(mspans[:8])), lm))
 
+
+def longcodezip(report: Report, lm, tasks: list[dict], compressor: LongCodeZip, folder: Path, clock) -> None:
+    """The LongCodeZip row (coarse stage; ``rank_only`` on the official side, one file at a time) and our fine stage's time."""
     # --- LongCodeZip (coarse stage, rank_only on the official side) ---------------------------------
-    if not tasks:
-        return report.table()
-    instance = official_lcz(args.official_lcz, lm)
+    instance = official_lcz(folder, lm)
     codes, queries = [t["code"] for t in tasks], [t["instruction"] for t in tasks]
     chunk_lists = [[Chunk.of(Document(c, id=f"f{i}"), 0, len(c))] for i, c in enumerate(codes)]
 
@@ -192,7 +202,6 @@ def main() -> None:
     fine_s, _ = clock(lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries, chunk_lists))
     report.note(lcz_ours_fine_seconds=fine_s)
     report.note(lcz_profile=profile("LongCodeZip (4 files, fine)", lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries[:4], chunk_lists[:4]), lm))
-    report.table()
 
 
 class Report:

@@ -9,6 +9,13 @@ folder holding LongCodeZip's ``longcodezip`` package (both unmodified; glue belo
 ``benchmarks.meta_chunking``)::
 
     python -m benchmarks.batch_throughput --inputs inputs.json.gz --official-mc MC/tools --official-lcz LCZ
+
+LongCodeZip runs on the first ``--files`` code files that pass one rule read from the input alone,
+every function fits the budget at ``RATE`` (:func:`benchmarks.longcodezip.select_files`, which says
+why): on the others our hard-ceiling greedy may keep nothing (``BudgetTooSmallError``) where the
+official keeps a function over the budget, a difference by design that no throughput number should
+hide. The excluded files are printed with their reason. Each row and number is printed, and written
+to ``--json``, as soon as it is measured.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import timed
-from benchmarks.longcodezip import chunk_name, jaccard
+from benchmarks.longcodezip import chunk_name, jaccard, select_files
 from benchmarks.meta_chunking import LegacyCacheModel, load_official
 from ragpress.chunkers.meta_chunking import MarginSamplingChunker, PerplexityChunker, margin
 from ragpress.compressors.longcodezip import LongCodeZip
@@ -89,16 +96,20 @@ def main() -> None:
     parser.add_argument("--official-mc", type=Path, required=True)
     parser.add_argument("--official-lcz", type=Path, required=True)
     parser.add_argument("--documents", type=int, default=100)
-    parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--files", type=int, default=50, help="code files that pass the rule above")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     data = json.load(gzip.open(args.inputs, "rt"))
-    docs, tasks = data["documents"][: args.documents], data["code"][: args.files]
+    compressor = LongCodeZip(ratio=1 / RATE, fine_ratio=1.0)
+    docs, (tasks, excluded) = data["documents"][: args.documents], select_files(data["code"], compressor, args.files)
     lm = load_causal_lm("smollm2-135m")
     print(f"{torch.cuda.get_device_name() if lm.device.type == 'cuda' else 'cpu'}; {lm}; attention {lm.model.config._attn_implementation}; "
           f"{len(docs)} documents ({sum(map(len, docs))} sentences), {len(tasks)} code files", flush=True)
+    print(f"LongCodeZip files: {len(tasks)} of {args.files} asked for; {len(excluded)} excluded before them by the shared rule "
+          f"'every function fits the budget at rate {RATE}' (benchmarks.longcodezip.select_files), each with why in lcz_excluded:", flush=True)
     sync = torch.cuda.synchronize if lm.device.type == "cuda" else (lambda: None)
-    rows, results = [], {}
+    report = Report(args.json)
+    report.note(lcz_files=len(tasks), lcz_excluded=excluded)
 
     def clock(fn, *a, **k):
         sync()
@@ -106,8 +117,17 @@ def main() -> None:
         sync()
         return seconds, value
 
+    if docs:  # --documents 0 runs LongCodeZip alone
+        meta_chunking(report, lm, docs, args.official_mc, clock)
+    if tasks:
+        longcodezip(report, lm, tasks, compressor, args.official_lcz, clock)
+    report.table()
+
+
+def meta_chunking(report: Report, lm, docs: list[list[str]], tools: Path, clock) -> None:
+    """The PPL and margin-sampling rows: the official code one document at a time, ours batched."""
     # --- PPL chunking ---------------------------------------------------------------------------
-    official, record = load_official(args.official_mc, [])
+    official, record = load_official(tools, [])
     legacy = LegacyCacheModel(lm.model)
 
     def official_ppl():
@@ -125,11 +145,11 @@ def main() -> None:
     clock(lambda: ppl.meta_chunk_ends(list(texts[:4]), list(spans[:4])))  # warm-up (kernels, allocator)
     off_s, theirs = clock(official_ppl)
     our_s, ours = clock(ours_ppl)
-    rows.append(("PPL chunking", len(docs), off_s, our_s, pooled_f1(ours, theirs)))
-    results["ppl_profile"] = profile("PPL (8 documents)", lambda: PerplexityChunker().meta_chunk_ends(list(texts[:8]), list(spans[:8])), lm)
+    report.row("PPL chunking", len(docs), off_s, our_s, pooled_f1(ours, theirs))
+    report.note(ppl_profile=profile("PPL (8 documents)", lambda: PerplexityChunker().meta_chunk_ends(list(texts[:8]), list(spans[:8])), lm))
 
     # --- margin sampling --------------------------------------------------------------------------
-    sys.path.insert(0, str(args.official_mc))
+    sys.path.insert(0, str(tools))
     import margin_sampling_chunking as official_ms
 
     answers = AnswerTokens(lm)
@@ -152,20 +172,22 @@ def main() -> None:
     margin.QUESTION = plain.replace("\n", "\n        ")  # the official prompt's layout (its lines are indented 8 spaces)
     same_prompt = ours_margin()
     margin.QUESTION = plain
-    rows.append(("margin sampling", len(docs), off_s, our_s, pooled_f1(ours, theirs)))
-    results["margin_f1_official_prompt_layout"] = pooled_f1(same_prompt, theirs)
-    results["margin_profile"] = profile("margin (8 documents)", lambda: MarginSamplingChunker().meta_chunk_ends(list(mtexts[:8]), list(mspans[:8])), lm)
+    report.row("margin sampling", len(docs), off_s, our_s, pooled_f1(ours, theirs))
+    report.note(margin_f1_official_prompt_layout=pooled_f1(same_prompt, theirs))
+    report.note(margin_profile=profile("margin (8 documents)", lambda: MarginSamplingChunker().meta_chunk_ends(list(mtexts[:8]), list(mspans[:8])), lm))
 
+
+def longcodezip(report: Report, lm, tasks: list[dict], compressor: LongCodeZip, folder: Path, clock) -> None:
+    """The LongCodeZip row (coarse stage; ``rank_only`` on the official side, one file at a time) and our fine stage's time."""
     # --- LongCodeZip (coarse stage, rank_only on the official side) ---------------------------------
-    instance = official_lcz(args.official_lcz, lm)
+    instance = official_lcz(folder, lm)
     codes, queries = [t["code"] for t in tasks], [t["instruction"] for t in tasks]
     chunk_lists = [[Chunk.of(Document(c, id=f"f{i}"), 0, len(c))] for i, c in enumerate(codes)]
 
     def official_files():
         return [instance.compress_code_file(code=c, query=q, instruction="", rate=RATE, rank_only=True) for c, q in zip(codes, queries)]
 
-    compressor = LongCodeZip(ratio=1 / RATE, fine_ratio=1.0)
-    clock(lambda: compressor.run_batch(queries[:4], chunk_lists[:4]))
+    clock(lambda: compressor.run_batch(queries[:4], chunk_lists[:4]))  # the rule's files: each keeps a function
     off_s, theirs = clock(official_files)
     our_s, ours = clock(lambda: compressor.run_batch(queries, chunk_lists))
     fn_j, top5 = [], []
@@ -175,19 +197,44 @@ def main() -> None:
         fn_j.append(jaccard(mine_kept, {chunk_name(chunks[i]) for i in result["selected_functions"]}))
         mine_top = [f["name"].split(".")[-1] for f in sorted(mine.metadata["functions"], key=lambda f: f["rank"])[:5]]
         top5.append(len(set(mine_top) & {chunk_name(chunks[i]) for i, _ in result["demonstrations_sort"][:5]}))
-    rows.append(("LongCodeZip coarse", len(tasks), off_s, our_s, sum(fn_j) / len(fn_j)))
-    results["lcz_top5_overlap_mean"] = sum(top5) / len(top5)
+    report.row("LongCodeZip coarse", len(tasks), off_s, our_s, sum(fn_j) / len(fn_j))
+    report.note(lcz_top5_overlap_mean=sum(top5) / len(top5))
     fine_s, _ = clock(lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries, chunk_lists))
-    results["lcz_ours_fine_seconds"] = fine_s
-    results["lcz_profile"] = profile("LongCodeZip (4 files, fine)", lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries[:4], chunk_lists[:4]), lm)
+    report.note(lcz_ours_fine_seconds=fine_s)
+    report.note(lcz_profile=profile("LongCodeZip (4 files, fine)", lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries[:4], chunk_lists[:4]), lm))
 
-    print(f"\n{'stage':20} {'items':>5} {'official s':>10} {'ours s':>8} {'off. items/s':>12} {'ours items/s':>12} {'speed-up':>8} {'agreement':>9}")
-    for name, n, off_s, our_s, agree in rows:
-        print(f"{name:20} {n:5d} {off_s:10.2f} {our_s:8.2f} {n / off_s:12.2f} {n / our_s:12.2f} {off_s / our_s:7.1f}x {agree:9.3f}")
-    print("agreement: boundary F1 (pooled over documents) for Meta-Chunking; mean Jaccard of kept functions for LongCodeZip")
-    print(json.dumps(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, **results}, indent=1))
+
+class Report:
+    """The comparison's rows and numbers, each printed and written to ``path`` (JSON, when given) as
+    soon as it is measured, so that a crash or a timeout later keeps what was measured."""
+
+    HEADER = f"{'stage':20} {'items':>5} {'official s':>10} {'ours s':>8} {'off. items/s':>12} {'ours items/s':>12} {'speed-up':>8} {'agreement':>9}"
+
+    def __init__(self, path: str | None):
+        self.path, self.rows, self.results = path, [], {}
+
+    def row(self, name: str, n: int, off_s: float, our_s: float, agree: float) -> None:
+        self.rows.append((name, n, off_s, our_s, agree))
+        print(f"{self.HEADER}\n{self.line(self.rows[-1])}", flush=True)
+        self.save()
+
+    def note(self, **numbers) -> None:
+        self.results.update(numbers)
+        print(json.dumps(numbers), flush=True)
+        self.save()
+
+    def save(self) -> None:
+        if self.path:
+            Path(self.path).write_text(json.dumps({"rows": self.rows, **self.results}, indent=1))
+
+    def table(self) -> None:
+        print("\n" + "\n".join([self.HEADER, *map(self.line, self.rows)]))
+        print("agreement: boundary F1 (pooled over documents) for Meta-Chunking; mean Jaccard of kept functions for LongCodeZip", flush=True)
+
+    @staticmethod
+    def line(row: tuple) -> str:
+        name, n, off_s, our_s, agree = row
+        return f"{name:20} {n:5d} {off_s:10.2f} {our_s:8.2f} {n / off_s:12.2f} {n / our_s:12.2f} {off_s / our_s:7.1f}x {agree:9.3f}"
 
 
 class AnswerTokens:

@@ -19,6 +19,7 @@ import ast
 import importlib.util
 import itertools
 import json
+import math
 import platform
 import re
 import sysconfig
@@ -26,6 +27,8 @@ from pathlib import Path
 
 from benchmarks._common import timed
 from ragpress.compressors.longcodezip import LongCodeZip
+from ragpress.compressors.longcodezip.steps import CodeSource
+from ragpress.core.types import Chunk, Document
 from ragpress.models import resolve_device, resolve_name
 
 TASKS = [("bisect", "insort_left"), ("colorsys", "hls_to_rgb"), ("fnmatch", "translate"), ("copyreg", "_reduce_ex"), ("textwrap", "dedent")]
@@ -81,6 +84,34 @@ def chunk_name(text: str) -> str:
 
 def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def largest_function(compressor: LongCodeZip, code: str) -> tuple[int, int]:
+    """(tokens of the largest function-level chunk of ``code``, ``compressor``'s token budget for it),
+    counted as the stage counts them (its splitter, its tokenizer, the budget from its ``ratio``)."""
+    source = CodeSource(Chunk.of(Document(code), 0, len(code)), compressor.language, 0)
+    budget = compressor.budget or math.floor(compressor.count_tokens(code) / compressor.ratio)
+    return max(compressor.count_tokens(source.text_of(f.first, f.last)) for f in source.functions), budget
+
+
+def select_files(tasks: list[dict], compressor: LongCodeZip, count: int) -> tuple[list[dict], list[str]]:
+    """The first ``count`` tasks whose every function fits ``compressor``'s budget, and why each task
+    before the last one taken was excluded. The rule reads only the input, so both sides of a
+    comparison get the same files whatever their scores. It leaves out files where the two sides part
+    by design rather than by scores: our coarse greedy stops at the first function (by AMI) that does
+    not fit and keeps nothing when that is the best one (``BudgetTooSmallError``), while the official
+    greedy adds a function before it checks the budget (plus 100 tokens of slack), so it keeps that
+    function over the budget."""
+    kept, excluded = [], []
+    for task in tasks:
+        if len(kept) == count:
+            break
+        largest, budget = largest_function(compressor, task["code"])
+        if largest <= budget:
+            kept.append(task)
+        else:
+            excluded.append(f"{task['module']}: a {largest}-token function over the {budget}-token budget")
+    return kept, excluded
 
 
 def main() -> None:

@@ -126,12 +126,14 @@ def load_causal_lm(
     return cached("causal_lm", name, build, device, dtype, trust_remote_code)
 
 
-def load_embedder(name: str = "minilm-l6", device: str | torch.device | None = None):
-    """A cached sentence-transformers model for ``name``."""
+def load_embedder(name: str = "minilm-l6", device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
+    """A cached sentence-transformers model for ``name``, cast to ``dtype`` when one is given (None:
+    the dtype its checkpoint loads in, float32 for the bundled MiniLM)."""
     require("torch", "sentence_transformers", what=f"Loading the sentence embedder {name!r}")
-    from ragpress.core.device import resolve_device
+    from ragpress.core.device import resolve_device, resolve_dtype
 
     device = resolve_device(device)
+    dtype = None if dtype is None else resolve_dtype(device, dtype)
 
     def build():
         from sentence_transformers import SentenceTransformer
@@ -141,9 +143,9 @@ def load_embedder(name: str = "minilm-l6", device: str | torch.device | None = N
         except (OSError, ValueError) as error:
             raise load_error(name, error) from error
         harden(embedder.tokenizer)
-        return embedder
+        return embedder if dtype is None else embedder.to(dtype)
 
-    return cached("embedder", name, build, device)
+    return cached("embedder", name, build, device, dtype)
 
 
 def load_tokenizer(name: str):

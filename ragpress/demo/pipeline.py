@@ -29,25 +29,29 @@ def python_reference() -> list[Document]:
     return [Document(text, id=topic, metadata={"source": "pydoc_data.topics"}) for topic, text in topics.items()]
 
 
-def compressor(name: str = "provence", budget: int = 384) -> Compressor:
+def compressor(name: str = "provence", budget: int = 384, dtype: str | None = None) -> Compressor:
     """The demo's compressor: ``provence`` (sentence pruning with the shipped checkpoint, best chunk
-    first, at :data:`THRESHOLD`) or ``budget`` (whole chunks, best first, while they fit ``budget`` tokens)."""
+    first, at :data:`THRESHOLD`, its encoder in ``dtype``) or ``budget`` (whole chunks, best first, while
+    they fit ``budget`` tokens)."""
     if name == "provence":
-        return Provence(threshold=THRESHOLD, rerank=True)
+        return Provence(threshold=THRESHOLD, rerank=True, dtype=dtype)
     if name == "budget":
         return BudgetPacker(budget=budget)
     raise ValueError(f"Unknown demo compressor {name!r}; choose one of {', '.join(COMPRESSORS)}.")
 
 
-def demo_pipeline(top_k: int = 8, budget: int = 384, max_new_tokens: int = 48, compress: str | Compressor = "provence") -> Pipeline:
+def demo_pipeline(top_k: int = 8, budget: int = 384, max_new_tokens: int = 48, compress: str | Compressor = "provence",
+                  dtype: str | None = None) -> Pipeline:
     """Dense and BM25 retrieval fused by reciprocal rank, compressed (``compress``: a name for
-    :func:`compressor`, or any compressor), answered locally."""
+    :func:`compressor`, or any compressor), answered locally. ``dtype`` sets every model's precision
+    (the embedder, Provence, the generator; None: each stage's default, bfloat16 for Provence and the
+    generator on a GPU)."""
     rag = Pipeline(chunker=SentenceChunker(unit="paragraph", max_tokens=200))
-    rag.add("dense", DenseRetriever(top_k=top_k)).add("bm25", BM25Retriever(top_k=top_k))
+    rag.add("dense", DenseRetriever(top_k=top_k, dtype=dtype)).add("bm25", BM25Retriever(top_k=top_k))
     rag.add("fuse", ReciprocalRankFusion(top_k=top_k), after=["dense", "bm25"])
-    rag.add("compress", compress if isinstance(compress, Compressor) else compressor(compress, budget), after="fuse")
+    rag.add("compress", compress if isinstance(compress, Compressor) else compressor(compress, budget, dtype), after="fuse")
     # No repetition penalty: it counts the prompt too, so it pushes the model away from the words of its sources.
-    rag.add("answer", TransformersGenerator(max_new_tokens=max_new_tokens), after="compress")
+    rag.add("answer", TransformersGenerator(max_new_tokens=max_new_tokens, dtype=dtype), after="compress")
     return rag
 
 
@@ -74,7 +78,7 @@ def load_models(rag: Pipeline, query: str = "warm-up") -> float:
             head.add(name, node.stage, after=node.after)
     head.run(query)
     generator = rag.nodes["answer"].stage
-    lm = load_causal_lm(generator.model, generator.device)
+    lm = load_causal_lm(generator.model, generator.device, generator.dtype)
     # the first generate call pays one-off costs (allocation, kernel choice): made here with two tokens,
     # not charged to the first question
     lm.generate(lm.chat_ids([{"role": "user", "content": query}]), max_new_tokens=2)

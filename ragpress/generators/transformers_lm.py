@@ -27,6 +27,7 @@ class TransformersGenerator(Generator):
     method: ClassVar[str] = "transformers"
     model: str = "smollm2-135m"
     device: str | None = None
+    dtype: str | None = None  # default: bfloat16 on GPU, float32 on CPU
     seed: int = 0
     repetition_penalty: float = 1.0
     batch_size: int | None = None  # contexts per generate call; None sizes it to the device
@@ -48,7 +49,7 @@ class TransformersGenerator(Generator):
         to float rounding; sampling runs one at a time so that each answer depends only on its seed."""
         if self.temperature > 0 or not contexts:
             return [self.generate(c) for c in contexts]
-        lm = load_causal_lm(self.model, self.device)
+        lm = load_causal_lm(self.model, self.device, self.dtype)
         rows = [self._prompt(c)[1][0] for c in contexts]
         replies = lm.generate_batch(rows, self.max_new_tokens, self.batch_size, decode=self.decode, repetition_penalty=self.repetition_penalty)
         return [
@@ -62,7 +63,7 @@ class TransformersGenerator(Generator):
 
     def _prompt(self, context: Context):
         """The loaded model and the prompt: token ids, or input embeddings for a soft context."""
-        lm = load_causal_lm(self.model, self.device)
+        lm = load_causal_lm(self.model, self.device, self.dtype)
         messages = self.messages(context)
         if context.embeddings is None:
             return lm, lm.chat_ids(messages)

@@ -61,6 +61,7 @@ class DenseRetriever(Retriever):
     model: str = "minilm-l6"
     batch_size: int = 64
     device: str | None = None
+    dtype: str | None = None  # the embedder's; None: its checkpoint's own (float32 for the bundled MiniLM)
     index_type: str = "auto"
     exact_below: int = 50_000
     nlist: int | None = None
@@ -80,7 +81,7 @@ class DenseRetriever(Retriever):
             raise ValueError(f"seed (for IVF's k-means) must be an int, got {self.seed!r}.")
 
     def build(self, chunks: list[Chunk]) -> None:
-        vectors = embed_texts(self.model, self.device, [c.text for c in chunks], self.batch_size, chunks=True)
+        vectors = embed_texts(self.model, self.device, [c.text for c in chunks], self.batch_size, chunks=True, dtype=self.dtype)
         self._set_index(self._build_index(vectors))
 
     def index_vectors(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
@@ -104,7 +105,7 @@ class DenseRetriever(Retriever):
         return self.search_batch([query], top_k)[0]
 
     def search_batch(self, queries: list[str], top_k: int) -> list[list[Chunk]]:
-        return self.search_vectors(embed_texts(self.model, self.device, queries), top_k)
+        return self.search_vectors(embed_texts(self.model, self.device, queries, dtype=self.dtype), top_k)
 
     def search_vectors(self, vectors: np.ndarray, top_k: int) -> list[list[Chunk]]:
         """The ``top_k`` chunks (best first, with their cosine scores) for each query embedding."""

@@ -10,11 +10,12 @@ import numpy as np
 from ragpress.core.loaders import load_embedder
 
 
-def embed_texts(model: str, device: str | None, texts: list[str], batch_size: int | None = None, chunks: bool = False) -> np.ndarray:
-    """Unit-length float32 embeddings of ``texts`` by ``model`` (sentence-transformers' batch size
-    unless given). For ``chunks`` (what an index stores) it shows progress on long work and warns
+def embed_texts(model: str, device: str | None, texts: list[str], batch_size: int | None = None, chunks: bool = False,
+                dtype: str | None = None) -> np.ndarray:
+    """Unit-length float32 embeddings of ``texts`` by ``model`` run in ``dtype`` (None: its checkpoint's;
+    sentence-transformers' batch size unless given). For ``chunks`` (what an index stores) it shows progress on long work and warns
     about every text longer than the embedder's window, which is embedded from its first tokens only."""
-    embedder = load_embedder(model, device)
+    embedder = load_embedder(model, device, dtype)
     options = {} if batch_size is None else {"batch_size": batch_size}
     if chunks:
         _warn_truncation(embedder, model, texts)

@@ -3,6 +3,7 @@ for runs made one after another on one warm machine (a kit sent for an earlier r
 
     python3 scripts/device/kit_plan.py decode batch query eval      # nvidia-h200, in that order
     python3 scripts/device/kit_plan.py ray                          # nvidia-h200-x2, its own machine
+    python3 scripts/device/kit_plan.py bench15                      # nvidia-h200-x2: issue 15's two runs, a GPU each
 
 Parts are packed into as few calls as the per-call limit allows (64 MiB with the tree that travels); the last call of
 a run's transfers also runs its first benchmark. Each call must follow the one before within 30 s (the machine keeps
@@ -32,6 +33,9 @@ RUNS: dict[str, tuple[list[str], list[tuple[str, str, int]]]] = {  # name: (kits
     ]),
     "query": (["smollm2", "minilm", "spacy", "search"], [
         ("query_batch", "python3 -m benchmarks.query_batch --queries 64 --max-new-tokens 48 --out $OUT/query_batch.json", 420),
+    ]),
+    "bench15": (["smollm2", "code", "official", "minilm", "spacy", "search"], [  # nvidia-h200-x2: both runs at once, a GPU each
+        ("bench15", "bash scripts/device/bench15_gpu.sh 100 50 64", 590),
     ]),
     "eval": (["smollm2", "minilm", "search", "code", "eval"], [
         ("eval", "bash scripts/device/eval_gpu.sh 150 4 $KITS/eval/files", 500),

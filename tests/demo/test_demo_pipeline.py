@@ -10,6 +10,7 @@ from ragpress.demo import (
     MORE_QUESTIONS,
     QUESTIONS,
     compressor,
+    demo_pipeline,
     load_models,
     python_reference,
     uncompressed,
@@ -68,3 +69,13 @@ def test_an_answer_is_right_with_a_right_term_and_no_wrong_one():
     assert question.is_answered_by("It raises an assertionerror.")
     assert not question.is_answered_by("It raises an AttributeError.")
     assert not question.is_answered_by("AssertionError or AttributeError, whichever comes first.")
+
+
+def test_demo_dtype_reaches_every_model_and_load_models_loads_the_generator_in_it(rag, tiny_lm_path):
+    stages = demo_pipeline(dtype="float32").nodes
+    assert [stages[n].stage.dtype for n in ("dense", "compress", "answer")] == ["float32"] * 3
+    assert demo_pipeline().nodes["answer"].stage.dtype is None
+    rag.nodes["answer"].stage.dtype = "float64"
+    unload(tiny_lm_path)  # so that only load_models can have loaded it in float64
+    load_models(rag)
+    assert ("causal_lm", tiny_lm_path, "cpu", "torch.float64") in loaded()

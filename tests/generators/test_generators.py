@@ -3,6 +3,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import torch
 
 from ragpress.core import Chunk, Context, Document
 from ragpress.generators.openai_compatible import OpenAICompatibleGenerator
@@ -123,3 +124,13 @@ def test_openai_compatible_chat_posts_the_messages_unchanged(stub_url):
     assert (answer.text, answer.prompt_tokens, answer.context.query) == ("It calls __exit__.", 40, CHAT[-1]["content"])
     assert _Stub.requests[-1][2]["messages"] == CHAT
     assert "".join(generator.stream_chat(CHAT)) == "It calls __exit__." and _Stub.requests[-1][2]["messages"] == CHAT
+
+
+def test_dtype_sets_the_precision_the_model_runs_in(tiny_lm_path):
+    from ragpress.models import load_causal_lm, loaded
+
+    generator = TransformersGenerator(model=tiny_lm_path, device="cpu", dtype="float64", max_new_tokens=3)
+    assert generator.run(CONTEXT).completion_tokens == 3 and generator.run_batch([CONTEXT])[0] == generator.run(CONTEXT)
+    assert ("causal_lm", tiny_lm_path, "cpu", "torch.float64") in loaded()
+    assert load_causal_lm(tiny_lm_path, "cpu", "float64").model.dtype == torch.float64
+    assert TransformersGenerator.from_dict(generator.to_dict()).dtype == "float64"

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from ragpress.core import Chunk, Document
 from ragpress.retrievers.bm25 import BM25Retriever
@@ -91,3 +92,15 @@ def test_restore_refuses_an_index_saved_with_other_settings(chunks, tmp_path):
     retriever.save(tmp_path)
     with pytest.raises(ValueError, match="saved with other settings"):
         BM25Retriever(top_k=3).restore(tmp_path)
+
+
+def test_dense_dtype_casts_the_embedder_and_none_keeps_the_checkpoints(tiny_embedder_path, chunks):
+    from ragpress.models import load_embedder
+
+    retriever = DenseRetriever(model=tiny_embedder_path, top_k=2, dtype="float64")
+    retriever.index(chunks)
+    hits = retriever.run(chunks[1].text)
+    assert hits[0].doc_id == chunks[1].doc_id and hits[0].score == pytest.approx(1.0, abs=1e-6)
+    assert next(load_embedder(tiny_embedder_path, "cpu", "float64").parameters()).dtype == torch.float64
+    assert next(load_embedder(tiny_embedder_path, "cpu").parameters()).dtype == torch.float32
+    assert DenseRetriever.from_dict(retriever.to_dict()).dtype == "float64"

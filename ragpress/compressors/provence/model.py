@@ -63,7 +63,7 @@ class ProvenceModel(nn.Module):
         return {f"{k}": v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
 
 
-def load_provence(name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+def load_provence(name: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
     """``(ProvenceModel, tokenizer, config)`` for ``name``: a shipped alias, a directory in either
     layout, or a hub id of the released checkpoint; loaded once per ``(name, device, dtype)`` through
     the core model cache (:func:`ragpress.models.unload` frees it)."""

@@ -87,7 +87,7 @@ class Provence(Compressor):
     """Settings: ``model`` ("provence-minilm", shipped; any directory or hub id of a ragpress or
     released Provence checkpoint), ``threshold`` (0.1, paper default), ``always_select_title``,
     ``rerank`` (order pieces by chunk score), ``top_k`` (keep only the k best chunks),
-    ``max_length`` (encoder window; default from the checkpoint), ``batch_size``, ``device``,
+    ``max_length`` (encoder window; default from the checkpoint), ``batch_size``, ``device``, ``dtype``,
     ``tokenizer`` (counts the tokens kept: the generator's, not the encoder's)."""
 
     method: ClassVar[str] = "provence"
@@ -99,6 +99,7 @@ class Provence(Compressor):
     max_length: int | None = None
     batch_size: int | None = None  # encoder windows per forward; None: 16 on the CPU, more on a GPU with room
     device: str | None = None
+    dtype: str | None = None  # default: bfloat16 on GPU, float32 on CPU
     spacy_model: str = SPACY_MODEL
     tokenizer: str = "smollm2-135m"
 
@@ -111,7 +112,7 @@ class Provence(Compressor):
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size!r}.")
 
     def load(self):
-        return load_provence(self.model, self.device)
+        return load_provence(self.model, self.device, self.dtype)
 
     def compress(self, query: str, chunks: list[Chunk]) -> Context:
         return self.compress_batch([query], [chunks])[0]

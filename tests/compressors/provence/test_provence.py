@@ -314,3 +314,12 @@ def test_silver_labels_parse_llm_citations(monkeypatch):
     assert [r["query"] for r in rows] == ["q1", "q2"]  # the reply citing nothing is left out
     assert rows[0]["sentence_labels"] == [1, 1, 0, 1, 0] and rows[1]["sentence_labels"] == [0] * 5
     assert [TEXT[a:b] for a, b in rows[0]["sentence_spans"]][2] == "The key to the old archive is kept in the porter's lodge."
+
+
+def test_dtype_sets_the_encoders_precision(trained):
+    path, _ = trained
+    doc = Document(TEXT)
+    stage = Provence(model=path, threshold=0.0, tokenizer="minilm-l6", device="cpu", dtype="float64")
+    assert stage.run("museum", [Chunk.of(doc, 0, len(TEXT))]).pieces
+    assert next(stage.load()[0].parameters()).dtype == torch.float64
+    assert next(Provence(model=path, device="cpu").load()[0].parameters()).dtype == torch.float32

@@ -25,6 +25,7 @@ from ragpress.core.device import (
     length_batches,
     token_budget,
 )
+from ragpress.core.greedy import greedy_text, plain_greedy
 from ragpress.core.prompt import content_spans, encode_prompt, render_chat
 
 _SAMPLING = threading.Lock()
@@ -279,9 +280,14 @@ class CausalLM:
         self, prompt: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0,
         decode: str | None = None, **kwargs: Any,
     ) -> Iterator[str]:
-        """Generate in a background thread and yield text as it is produced."""
+        """Yield the text of the reply as it is produced, in the pieces ``TextIteratorStreamer`` cuts
+        (whole words). Plain greedy eager decoding runs :func:`~ragpress.core.greedy.greedy_text` in
+        this thread; anything else runs ``generate`` in a background thread."""
         from transformers import TextIteratorStreamer
 
+        if temperature == 0 and not uses_static(decode or self.decode, self.device) and plain_greedy(self.model, kwargs):
+            yield from greedy_text(self.model, self.tokenizer, prompt.to(self.device), max_new_tokens)
+            return
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         worker = threading.Thread(
             target=self.generate, args=(prompt, max_new_tokens, temperature, seed, decode), kwargs={"streamer": streamer, **kwargs}
@@ -289,3 +295,4 @@ class CausalLM:
         worker.start()
         yield from streamer
         worker.join()
+

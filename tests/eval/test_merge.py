@@ -66,3 +66,22 @@ def test_command_line_shard_writes_its_rows_and_no_table(tiny_lm_path, tmp_path)
     assert main([*common, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0
     assert [r["method"] for r in runner.read_rows(tmp_path / "s1" / "predictions.jsonl")] == ["first_k"]
     assert not (tmp_path / "s1" / "table.md").exists()
+
+
+def test_the_runs_decode_path_becomes_the_models_default_for_every_stage(tiny_lm_path, tmp_path, monkeypatch):
+    from ragpress.models import load_causal_lm
+
+    lm = load_causal_lm(tiny_lm_path)
+    monkeypatch.setattr(lm, "decode", "auto")  # restored after the test: the model is shared
+    runner.run("niah_single", ["none"], model=tiny_lm_path, out=tmp_path, decode="eager", **TINY)
+    assert lm.decode == "eager"  # what LATTICE's and REBEL's chat_batch calls decode with
+
+
+def test_a_task_file_is_scored_and_filtered_as_the_task_it_is_named_after(tiny_lm_path, tmp_path):
+    from ragpress.eval.registry import generate
+
+    example = generate("code_completion", 1, 256, tokenizer=tiny_lm_path)[0]
+    path = tmp_path / "code_completion.jsonl"
+    path.write_text(json.dumps({"context": example.context, "question": example.question, "answers": list(example.answers)}) + "\n")
+    rows = runner.run(str(path), ["none", "first_k"], ratios=[2], model=tiny_lm_path, out=tmp_path, **TINY)
+    assert {r["family"] for r in rows} == {"code"} and all("exact_match" in r["scores"] for r in rows)

@@ -3,6 +3,7 @@ for runs made one after another on one warm machine (a kit sent for an earlier r
 
     python3 scripts/device/kit_plan.py decode batch query eval      # nvidia-h200, in that order
     python3 scripts/device/kit_plan.py ray                          # nvidia-h200-x2, its own machine
+    python3 scripts/device/kit_plan.py eval                         # nvidia-h200-x2, its own machine
 
 Parts are packed into as few calls as the per-call limit allows (64 MiB with the tree that travels); the last call of
 a run's transfers also runs its first benchmark. Each call must follow the one before within 30 s (the machine keeps
@@ -33,8 +34,8 @@ RUNS: dict[str, tuple[list[str], list[tuple[str, str, int]]]] = {  # name: (kits
     "query": (["smollm2", "minilm", "spacy", "search"], [
         ("query_batch", "python3 -m benchmarks.query_batch --queries 64 --max-new-tokens 48 --out $OUT/query_batch.json", 420),
     ]),
-    "eval": (["smollm2", "minilm", "search", "code", "eval"], [
-        ("eval", "bash scripts/device/eval_gpu.sh 150 4 $KITS/eval/files", 500),
+    "eval": (["smollm2", "minilm", "spacy", "search", "code", "eval"], [  # nvidia-h200-x2: 8 workers, 4 a GPU (RUNBOOK.md)
+        ("eval", "PER_GPU=4 bash scripts/device/eval_gpu.sh 360 4 $KITS/eval/files", 420),
     ]),
     "ray": (["minilm", "ray"], [
         ("scale_index", "NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1"

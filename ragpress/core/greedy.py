@@ -9,6 +9,10 @@ where SmolLM2-135M's eager step is launch-bound, the eval harness measured 55-70
 the thread and 31-36 ms through RetroLM's own loop, a loop like this one. The tokens are generate's
 greedy tokens (tests/core/test_greedy.py checks them), so only the time changes.
 
+It runs on CUDA only (:data:`LOOP_DEVICES`): on the CPU it measured no faster (a 30-layer stand-in at one torch
+thread: 8.7 against 9.4 ms a token), and on a shared 2-core host, where torch's two threads in the main thread
+contend (a 1K-token forward took 5.5 s there against 0.23 s in a worker thread, which ran it on one), far slower.
+
 The loop applies no logits processor, so it stands in for ``generate`` only when greedy decoding
 would apply none either: :func:`plain_greedy` says when.
 """
@@ -21,6 +25,8 @@ from typing import Any
 import torch
 
 from ragpress.core.kv_cache import cache_argument
+
+LOOP_DEVICES = ("cuda",)  # device types whose plain greedy eager streaming runs greedy_text
 
 # generation settings that add a logits processor or a stopping rule to generate's greedy search, and
 # the values that add none (unset is None in transformers 5.24, the neutral value in earlier versions)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ragpress.core import greedy
 from ragpress.core.decode import check_decode, static_generate, uses_static
 from ragpress.core.device import (
     attention_budget,
@@ -25,7 +26,6 @@ from ragpress.core.device import (
     length_batches,
     token_budget,
 )
-from ragpress.core.greedy import greedy_text, plain_greedy
 from ragpress.core.prompt import content_spans, encode_prompt, render_chat
 
 _SAMPLING = threading.Lock()
@@ -281,12 +281,13 @@ class CausalLM:
         decode: str | None = None, **kwargs: Any,
     ) -> Iterator[str]:
         """Yield the text of the reply as it is produced, in the pieces ``TextIteratorStreamer`` cuts
-        (whole words). Plain greedy eager decoding runs :func:`~ragpress.core.greedy.greedy_text` in
-        this thread; anything else runs ``generate`` in a background thread."""
+        (whole words). Plain greedy eager decoding on CUDA runs :func:`~ragpress.core.greedy.greedy_text`
+        in this thread; anything else runs ``generate`` in a background thread."""
         from transformers import TextIteratorStreamer
 
-        if temperature == 0 and not uses_static(decode or self.decode, self.device) and plain_greedy(self.model, kwargs):
-            yield from greedy_text(self.model, self.tokenizer, prompt.to(self.device), max_new_tokens)
+        if self.device.type in greedy.LOOP_DEVICES and temperature == 0 and not uses_static(decode or self.decode, self.device) \
+                and greedy.plain_greedy(self.model, kwargs):
+            yield from greedy.greedy_text(self.model, self.tokenizer, prompt.to(self.device), max_new_tokens)
             return
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         worker = threading.Thread(

@@ -9,7 +9,8 @@
 # the tasks left. Rows already in PRIOR (default scripts/device/eval_done.jsonl: the 213 rows of 2026-11-30)
 # are skipped; at the end python -m ragpress.eval.merge joins PRIOR and the shards into $OUT/ev (predictions,
 # table.md, score_vs_ratio.png), even after a timeout. METHODS=... chooses the methods (Provence and EDU
-# selection need the spacy kit), MODEL=... the answering model. PER_GPU > 1 shares a GPU between processes: the eager decode of a 135M model
+# selection need the spacy kit), MODEL=... the answering model; AB=0 skips the decode-path check that runs first
+# (benchmarks/stream_ab.py, ~20 s). PER_GPU > 1 shares a GPU between processes: the eager decode of a 135M model
 # leaves the GPU mostly idle, but the cost columns are then measured under that sharing; say so with the table.
 set -u
 SECONDS_TOTAL=${1:-300}
@@ -23,6 +24,11 @@ source "${KIT_ROOT:-/root}/kits/env.sh"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # many workers on one host: each a few CPU threads (spaCy, BM25, tokenizers)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+if [ "${AB:-1}" = 1 ]; then  # the answer's decode paths on this GPU (benchmarks/stream_ab.py), ~20 s
+  CUDA_VISIBLE_DEVICES=0 timeout 60 python3 -m benchmarks.stream_ab --model "${MODEL:-smollm2-135m}" --task-file "$E/tasks/niah_multikey.jsonl" \
+    --json "$OUT/stream_ab.json" > "$OUT/stream_ab.log" 2>&1
+  tail -3 "$OUT/stream_ab.log"
+fi
 GPUS=$(nvidia-smi -L | wc -l)
 WORKERS=$((GPUS * PER_GPU))
 DEADLINE=$(( $(date +%s) + SECONDS_TOTAL ))

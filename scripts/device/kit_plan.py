@@ -35,7 +35,7 @@ RUNS: dict[str, tuple[list[str], list[tuple[str, str, int]]]] = {  # name: (kits
         ("query_batch", "python3 -m benchmarks.query_batch --queries 64 --max-new-tokens 48 --out $OUT/query_batch.json", 420),
     ]),
     "eval": (["smollm2", "minilm", "spacy", "search", "code", "eval"], [  # nvidia-h200-x2: 8 workers, 4 a GPU (RUNBOOK.md)
-        ("eval", "PER_GPU=4 bash scripts/device/eval_gpu.sh 360 4 $KITS/eval/files", 420),
+        ("eval", "PER_GPU=4 bash scripts/device/eval_gpu.sh 340 4 $KITS/eval/files", 420),
     ]),
     "ray": (["minilm", "ray"], [
         ("scale_index", "NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1"

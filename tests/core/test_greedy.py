@@ -1,11 +1,13 @@
-"""The in-thread greedy loop that CausalLM.stream runs for plain greedy eager decoding: generate's
-tokens and text, its stop at end-of-sequence, soft (embedding) prompts, and when it must not run."""
+"""The in-thread greedy loop that CausalLM.stream runs for plain greedy eager decoding on CUDA: generate's
+tokens and text, its stop at end-of-sequence, soft (embedding) prompts, and when it must not run. The
+tiny model runs on the CPU, so the tests that stream through the loop let it run there."""
 
 import threading
 
 import pytest
 import torch
 
+from ragpress.core import greedy
 from ragpress.core import lm as lm_module
 from ragpress.core.greedy import greedy_tokens, plain_greedy
 
@@ -18,6 +20,7 @@ def no_threads(monkeypatch):
         raise AssertionError("a generation thread was started")
 
     monkeypatch.setattr(lm_module.threading, "Thread", refuse)
+    monkeypatch.setattr(greedy, "LOOP_DEVICES", ("cuda", "cpu"))
 
 
 @pytest.mark.parametrize("text", PROMPTS)
@@ -46,7 +49,7 @@ def test_soft_prompt_of_input_embeddings_decodes_as_generate_does(tiny_lm, no_th
     assert "".join(tiny_lm.stream(embeds, 10, decode="eager")) == tiny_lm.tokenizer.decode(expected, skip_special_tokens=True)
 
 
-def test_a_logits_processor_or_sampling_keeps_generate_in_its_thread(tiny_lm, monkeypatch):
+def test_a_logits_processor_sampling_or_the_cpu_keeps_generate_in_its_thread(tiny_lm, monkeypatch):
     assert plain_greedy(tiny_lm.model, {}) and plain_greedy(tiny_lm.model, {"repetition_penalty": 1.0})
     assert not plain_greedy(tiny_lm.model, {"repetition_penalty": 1.3}) and not plain_greedy(tiny_lm.model, {"top_k": 5})
     monkeypatch.setattr(tiny_lm.model.generation_config, "no_repeat_ngram_size", 2)
@@ -58,4 +61,8 @@ def test_a_logits_processor_or_sampling_keeps_generate_in_its_thread(tiny_lm, mo
     prompt = tiny_lm.chat_ids([{"role": "user", "content": PROMPTS[2]}])
     list(tiny_lm.stream(prompt, 4, decode="eager", repetition_penalty=1.3))
     list(tiny_lm.stream(prompt, 4, temperature=0.7, decode="eager"))
-    assert len(started) == 2
+    list(tiny_lm.stream(prompt, 4, decode="eager"))  # plain greedy, but on the CPU
+    assert len(started) == 3
+    monkeypatch.setattr(greedy, "LOOP_DEVICES", ("cuda", "cpu"))
+    list(tiny_lm.stream(prompt, 4, decode="eager"))
+    assert len(started) == 3

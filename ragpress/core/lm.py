@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ragpress.core import greedy
 from ragpress.core.decode import check_decode, static_generate, uses_static
 from ragpress.core.device import (
     attention_budget,
@@ -279,9 +280,15 @@ class CausalLM:
         self, prompt: torch.Tensor, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0,
         decode: str | None = None, **kwargs: Any,
     ) -> Iterator[str]:
-        """Generate in a background thread and yield text as it is produced."""
+        """Yield the text of the reply as it is produced, in the pieces ``TextIteratorStreamer`` cuts
+        (whole words). Plain greedy eager decoding on CUDA runs :func:`~ragpress.core.greedy.greedy_text`
+        in this thread; anything else runs ``generate`` in a background thread."""
         from transformers import TextIteratorStreamer
 
+        if self.device.type in greedy.LOOP_DEVICES and temperature == 0 and not uses_static(decode or self.decode, self.device) \
+                and greedy.plain_greedy(self.model, kwargs):
+            yield from greedy.greedy_text(self.model, self.tokenizer, prompt.to(self.device), max_new_tokens)
+            return
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         worker = threading.Thread(
             target=self.generate, args=(prompt, max_new_tokens, temperature, seed, decode), kwargs={"streamer": streamer, **kwargs}
@@ -289,3 +296,4 @@ class CausalLM:
         worker.start()
         yield from streamer
         worker.join()
+

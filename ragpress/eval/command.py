@@ -22,19 +22,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode", default="auto", choices=("auto", "eager", "static"), help="the answering model's decode path (default auto)")
     parser.add_argument("--shared", type=int, default=0, metavar="Q",
                         help="SCBench mode: Q questions over each shared context (niah tasks), methods prepare once per context")
+    parser.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N",
+                        help="answer only every N-th row, from the I-th (0-based): N parallel workers, each with its own --out "
+                             "and GPU, share one run; python -m ragpress.eval.merge joins their predictions (default 0/1)")
+
+
+def shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` as ``(I, N)``."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"--shard takes I/N with 0 <= I < N, such as 0/2 or 1/2; got {text!r}")
+    return int(index), int(count)
 
 
 def main(args: argparse.Namespace) -> None:
     from ragpress.eval.runner import run
     from ragpress.eval.shared import run_shared
 
+    if args.shared and args.shard != (0, 1):
+        raise SystemExit("--shard splits the rows of a plain run; --shared runs are not sharded: drop one of the two")
     ratios = [int(r) if float(r).is_integer() else r for r in args.ratios]
     common = dict(methods=args.methods, ratios=ratios, model=args.model, limit=args.limit, out=args.out, context_tokens=args.context_tokens,
                   seed=args.seed, max_new_tokens=args.max_new_tokens, device=args.device, decode=args.decode)
     for task in args.task:
         if args.shared:
             run_shared(task, questions=args.shared, **common)
-        else:
-            run(task, **common)
-    wrote = ("shared.jsonl", "shared.md") if args.shared else ("predictions.jsonl", "table.md", "score_vs_ratio.png")
+        else:  # a shard writes no report: the merge of all shards does
+            run(task, **common, shard=args.shard, report=args.shard[1] == 1)
+    wrote = ("shared.jsonl", "shared.md") if args.shared else ("predictions.jsonl", "table.md", "score_vs_ratio.png")[: 1 if args.shard[1] > 1 else 3]
     print("Wrote " + ", ".join(f"{args.out}/{name}" for name in wrote))

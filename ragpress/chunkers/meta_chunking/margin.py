@@ -16,12 +16,15 @@ from ragpress.core.device import attention_budget, forward_bytes_per_token, leng
 from ragpress.core.lm import CausalLM
 
 SYSTEM = "You are a helpful assistant."
+# The official English prompt byte for byte, the 8 spaces that open its lines 2-4 included: they come
+# from the indentation of its triple-quoted string, and the model reads them (margins moved by up to
+# 0.2 without them on SmolLM2-135M, flipping decisions against the official code's).
 QUESTION = (
     "This is a text chunking task. You are a text analysis expert. Please choose one of the following two "
     "options based on the logical structure and semantic content of the provided sentence:\n"
-    '1. Split "{joint}" into "{first}" and "{second}" two parts;\n'
-    '2. Keep "{joint}" unsplit in its original form;\n'
-    "Please answer 1 or 2."
+    '        1. Split "{joint}" into "{first}" and "{second}" two parts;\n'
+    '        2. Keep "{joint}" unsplit in its original form;\n'
+    "        Please answer 1 or 2."
 )
 
 
@@ -32,6 +35,13 @@ def _answer_id(lm: CausalLM, answer: str) -> int:
     return ids[0]
 
 
+def prompt_ids(lm: CausalLM, first: str, second: str, joint: str) -> torch.Tensor:
+    """Token ids of the question about ``first`` + ``second`` in ``lm``'s chat format (for a ChatML
+    model, the official code's hand-written prompt token for token)."""
+    question = QUESTION.format(joint=joint, first=first, second=second)
+    return lm.chat_ids([{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])[0]
+
+
 @torch.inference_mode()
 def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]], batch_size: int | None = None) -> list[float]:
     """``p("2") - p("1")`` (keep minus split) for each ``(first, second, joint)`` prompt: prompts sorted
@@ -39,10 +49,7 @@ def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]], batch_size: in
     :func:`~ragpress.core.device.token_budget` allows), one forward each that computes only the last
     position's logits, and one copy of all margins to the host at the end."""
     split_id, keep_id = _answer_id(lm, "1"), _answer_id(lm, "2")
-    rows = []
-    for first, second, joint in pairs:
-        question = QUESTION.format(joint=joint, first=first, second=second)
-        rows.append(lm.chat_ids([{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])[0])
+    rows = [prompt_ids(lm, *pair) for pair in pairs]
     if batch_size is None:
         tokens = token_budget(lm.device, forward_bytes_per_token(lm.model.config, logits=False))
         batches = length_batches([len(row) for row in rows], tokens, pairs=attention_budget(lm.device, lm.model.config))

@@ -22,6 +22,7 @@ from ragpress.chunkers.meta_chunking import (
     token_nll,
 )
 from ragpress.chunkers.meta_chunking import stage as meta_chunking_stage
+from ragpress.chunkers.meta_chunking.margin import prompt_ids
 from ragpress.chunkers.meta_chunking.viz import plot_perplexity
 from ragpress.chunkers.sentence import split_sentences
 from ragpress.core.stage import Stage
@@ -161,6 +162,26 @@ def test_batched_margins_equal_one_prompt_at_a_time(tiny_lm):
     single = [keep_margins(tiny_lm, [pair])[0] for pair in pairs]
     assert batched == pytest.approx(single, abs=1e-5)
     assert all(-1.0 <= m <= 1.0 for m in batched)
+
+
+def test_margins_are_the_official_codes_on_its_own_prompt(tiny_lm):
+    """The official ``get_prob_subtract`` (tools/margin_sampling_chunking.py) writes its ChatML prompt by
+    hand, its lines indented by its source; for a ChatML model our chat-template prompt is that prompt
+    token for token, so one unpadded forward of it gives our margin p("2") - p("1")."""
+    first, second = "The cat sat on the mat.", "It purred loudly."
+    joint = first + " " + second
+    query = ("This is a text chunking task. You are a text analysis expert. Please choose one of the following two options "
+             "based on the logical structure and semantic content of the provided sentence:\n"
+             f'        1. Split "{joint}" into "{first}" and "{second}" two parts;\n'
+             f'        2. Keep "{joint}" unsplit in its original form;\n'
+             "        Please answer 1 or 2.")
+    official = f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{query}<|im_end|>\n<|im_start|>assistant\n"
+    ids = tiny_lm.tokenizer.encode(official, return_tensors="pt", split_special_tokens=False)
+    assert prompt_ids(tiny_lm, first, second, joint).tolist() == ids[0].tolist()
+    with torch.inference_mode():
+        probs = torch.softmax(tiny_lm.model(ids.to(tiny_lm.device)).logits[0, -1].float(), dim=-1)
+    one, two = tiny_lm.encode("1")[0], tiny_lm.encode("2")[0]
+    assert keep_margins(tiny_lm, [(first, second, joint)])[0] == pytest.approx((probs[two] - probs[one]).item(), abs=1e-6)
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ device's free memory."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+
 import torch
 
 
@@ -44,6 +47,33 @@ def attention_budget(device: torch.device, config, cpu_pairs: int = 2**25) -> in
     windows); on a GPU 20% of its free memory at about 8 bytes per pair and head."""
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
     return free_memory_share(device, cpu_pairs, 0.2, 8 * int(getattr(config, "num_attention_heads", 16)))
+
+
+def forward_budget(device: torch.device, config, logits: bool) -> tuple[int, int]:
+    """``(tokens, pairs)`` one batched forward of a model with ``config`` may hold on ``device``: its
+    :func:`token_budget` (``logits``: the LM head's logits are kept) and :func:`attention_budget`."""
+    return token_budget(device, forward_bytes_per_token(config, logits)), attention_budget(device, config)
+
+
+def forward_batches(lengths: list[int], batch_size: int | None, device: torch.device, config, logits: bool) -> list[list[int]]:
+    """Rows of ``lengths`` grouped for batched forwards (:func:`length_batches`): ``batch_size`` rows
+    a batch, or with ``None`` as many as :func:`forward_budget` allows on ``device``."""
+    if batch_size is not None:
+        return length_batches(lengths, sys.maxsize, most_rows=batch_size)
+    tokens, pairs = forward_budget(device, config, logits)
+    return length_batches(lengths, tokens, pairs=pairs)
+
+
+def left_padded(rows: Sequence[Sequence[int] | torch.Tensor], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token rows left-padded into ``(ids, attention mask, position ids)`` on ``device``: every row
+    ends at the last column, and its positions count from its first token, so padding shifts none."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, row in enumerate(rows):
+        ids[r, width - len(row) :], mask[r, width - len(row) :] = torch.as_tensor(row), 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)
 
 
 def length_batches(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -19,13 +18,7 @@ import torch
 
 from ragpress.core import greedy
 from ragpress.core.decode import check_decode, static_generate, uses_static
-from ragpress.core.device import (
-    attention_budget,
-    default_batch_size,
-    forward_bytes_per_token,
-    length_batches,
-    token_budget,
-)
+from ragpress.core.device import default_batch_size, forward_batches, left_padded
 from ragpress.core.prompt import content_spans, encode_prompt, render_chat
 
 _SAMPLING = threading.Lock()
@@ -96,12 +89,7 @@ class CausalLM:
         for head, tail in zip(heads, tails):
             head = head or bos
             rows.append((head, tail) if head else (tail[:1], tail[1:]))
-        lengths = [len(h) + len(t) for h, t in rows]
-        if batch_size is None:
-            tokens = token_budget(self.device, forward_bytes_per_token(self.model.config, logits=True))
-            batches = length_batches(lengths, tokens, pairs=attention_budget(self.device, self.model.config))
-        else:
-            batches = length_batches(lengths, tokens=sys.maxsize, most_rows=batch_size)
+        batches = forward_batches([len(h) + len(t) for h, t in rows], batch_size, self.device, self.model.config, logits=True)
         out: list[torch.Tensor] = [torch.zeros(0)] * len(rows)
         for batch in batches:
             for i, values in zip(batch, self._score_batch([rows[i] for i in batch])):
@@ -111,16 +99,10 @@ class CausalLM:
     def _score_batch(self, rows: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
         """Log-probs of each row's tail given its head, from one left-padded forward whose LM head
         sees only the last ``longest tail + 1`` positions (where every row's tail is predicted)."""
-        width, keep = max(len(h) + len(t) for h, t in rows), max(len(t) for _, t in rows)
-        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, (head, tail) in enumerate(rows):
-            ids[r, width - len(head) - len(tail) :] = torch.tensor(head + tail)
-            mask[r, width - len(head) - len(tail) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
-        ids, mask, positions = (t.to(self.device) for t in (ids, mask, positions))
+        ids, mask, positions = left_padded([head + tail for head, tail in rows], self.tokenizer.pad_token_id, self.device)
+        keep = max(len(t) for _, t in rows)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep + 1).logits
-        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, width - keep :, None])[..., 0].cpu()
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, ids.shape[1] - keep :, None])[..., 0].cpu()
         return [logprobs[r, keep - len(t) :] for r, (_, t) in enumerate(rows)]
 
     def token_logprobs(self, texts: Sequence[str], batch_size: int | None = 8) -> list[torch.Tensor]:
@@ -296,4 +278,3 @@ class CausalLM:
         worker.start()
         yield from streamer
         worker.join()
-

@@ -89,14 +89,16 @@ class IndexJob:
         if pipeline.chunker is None:
             raise ValueError("This pipeline has no chunker: a scale job chunks documents with the pipeline's chunker.")
         files, store, soft = expand(inputs), store_of(pipeline, self.store), self.soft_compressor(pipeline)
-        steps, chunkers = 3 if soft else 2, self.chunk_workers or self.workers
-        start_ray(self.workers * (steps - 1) + chunkers, self.cpus)
+        pools = 2 if soft else 1  # model pools of `workers` actors each (embedding, segments) beside the chunking pool
+        chunkers = self.chunk_workers or self.workers
+        actors = self.workers * pools + chunkers
+        start_ray(actors, self.cpus)
         ledger, tally = Ledger(store), ray.remote(Tally).remote()
         writer = SegmentWriter(soft, self.segments or soft.cache) if soft else None
         # what a document's chunks depend on: a run with other settings (or segments for another compressor) redoes it
         depends = [pipeline.chunker.to_dict(), store.model] + ([writer.identity] if writer else [])
         settings = hashlib.sha256(json.dumps(depends).encode()).hexdigest()
-        cpus = min(self.cpus, ray.cluster_resources().get("CPU", 1) / (self.workers * (steps - 1) + chunkers + 1))  # a small cluster: an even share
+        cpus = min(self.cpus, ray.cluster_resources().get("CPU", 1) / (actors + 1))  # a small cluster: an even share
         gpus = self.embed_gpus if self.embed_gpus is not None else float(ray.cluster_resources().get("GPU", 0) > 0)
         pool = ray.data.ActorPoolStrategy(size=self.workers)
         data = ray.data.from_items([{"path": path} for path in files], override_num_blocks=len(files))

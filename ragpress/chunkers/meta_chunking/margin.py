@@ -7,12 +7,11 @@ next-token distribution decides. :class:`MarginWalk` takes the decisions of one 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable
 
 import torch
 
-from ragpress.core.device import attention_budget, forward_bytes_per_token, length_batches, token_budget
+from ragpress.core.device import forward_batches, left_padded
 from ragpress.core.lm import CausalLM
 
 SYSTEM = "You are a helpful assistant."
@@ -50,20 +49,9 @@ def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]], batch_size: in
     position's logits, and one copy of all margins to the host at the end."""
     split_id, keep_id = _answer_id(lm, "1"), _answer_id(lm, "2")
     rows = [prompt_ids(lm, *pair) for pair in pairs]
-    if batch_size is None:
-        tokens = token_budget(lm.device, forward_bytes_per_token(lm.model.config, logits=False))
-        batches = length_batches([len(row) for row in rows], tokens, pairs=attention_budget(lm.device, lm.model.config))
-    else:
-        batches = length_batches([len(row) for row in rows], sys.maxsize, most_rows=batch_size)
     margins = torch.empty(len(rows), device=lm.device)
-    for batch in batches:
-        width = max(len(rows[i]) for i in batch)
-        ids = torch.full((len(batch), width), lm.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, i in enumerate(batch):
-            ids[r, width - len(rows[i]) :], mask[r, width - len(rows[i]) :] = rows[i], 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
-        ids, mask, positions = (t.to(lm.device) for t in (ids, mask, positions))
+    for batch in forward_batches([len(row) for row in rows], batch_size, lm.device, lm.model.config, logits=False):
+        ids, mask, positions = left_padded([rows[i] for i in batch], lm.tokenizer.pad_token_id, lm.device)
         logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
         probs = torch.softmax(logits.float(), dim=-1)
         margins[torch.tensor(batch, device=lm.device)] = probs[:, keep_id] - probs[:, split_id]

@@ -67,7 +67,7 @@ from ragpress.chunkers.base import Chunker
 from ragpress.chunkers.meta_chunking.margin import MarginWalk, keep_margins
 from ragpress.chunkers.meta_chunking.perplexity import sentence_nll, sentence_nll_batch
 from ragpress.chunkers.sentence import split_sentences
-from ragpress.core.device import attention_budget, forward_bytes_per_token, token_budget
+from ragpress.core.device import forward_budget
 from ragpress.core.lm import CausalLM
 from ragpress.core.loaders import load_causal_lm
 from ragpress.core.text import tokenizable
@@ -195,8 +195,8 @@ class PerplexityChunker(MetaChunker):
     def meta_chunk_ends(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> list[list[int]]:
         lm = self.lm()
         if self.batch_size is None:
-            tokens = max(token_budget(lm.device, forward_bytes_per_token(lm.model.config, logits=True)), self.window)
-            pairs = attention_budget(lm.device, lm.model.config)
+            tokens, pairs = forward_budget(lm.device, lm.model.config, logits=True)
+            tokens = max(tokens, self.window)
         else:
             tokens, pairs = self.batch_size * self.window, None
         values = sentence_nll_batch(lm, texts, spans, self.window, self.max_context, tokens, pairs)

@@ -4,7 +4,8 @@ Copied after the forward, the store cost 4.4 s at 64K tokens and 8.4 s at 128K o
 model: 1.7-2.2x of the one-shot prefill), nearly all of it the allocation and pinning of fresh host
 memory. But each decoder layer's KV is final once that layer has run in the last prefill forward, so
 a forward hook on the layer copies it into pinned host buffers on a side stream that waits only for that
-layer's kernels: the copies overlap the later layers' compute. The store holds the same values as a copy made afterwards.
+layer's kernels: the copies overlap the later layers' compute. The store holds the same values as a
+copy made afterwards.
 
 Pinning fresh memory is the slow part: cudaHostAlloc ran at ~2.1 GiB/s on an H200 machine (3.76 s
 for a 64K-token store), the same from 4-16 threads (the driver serialises it), slower than the layers
@@ -61,7 +62,6 @@ class LayerOffload:
             raise RuntimeError(f"RetroLM offloaded {len(self.keys)} of {len(self.cache.layers)} cache layers; the decoder's layers "
                                "and the cache's do not line up (a model with shared or skipped KV layers needs offload=False).")
         return [self.keys[i] for i in range(len(self.keys))], [self.values[i] for i in range(len(self.values))]
-
 
 
 def fast_pinning(threads: int = 8) -> None:

@@ -111,9 +111,22 @@ def default_batch_size(device: torch.device, cpu: int, item_bytes: int, most: in
 
 def free_memory_share(device: torch.device, cpu: int, share: float, item_bytes: int, most: int | None = None) -> int:
     """How many items of ``item_bytes`` a batch may hold: ``cpu`` on the CPU, and on a GPU as many as
-    ``share`` of its free memory holds, at least ``cpu`` and at most ``most``. The one place the
-    budgets above read the GPU's free memory."""
+    ``share`` of its :func:`free_bytes` holds, at least ``cpu`` and at most ``most``."""
     if device.type != "cuda":
         return cpu
-    fits = int(share * torch.cuda.mem_get_info(device)[0]) // item_bytes
+    fits = int(share * free_bytes(device)) // item_bytes
     return max(cpu, fits if most is None else min(most, fits))
+
+
+def free_bytes(device: torch.device) -> int:
+    """Bytes of GPU memory this process may still allocate on ``device``: the device's free memory plus
+    what this process's allocator caches unused, and no more than its share under
+    ``torch.cuda.set_per_process_memory_fraction`` leaves. Processes that share a GPU (eval workers)
+    each set a fraction, so one process's budget cannot starve the others. The one place the budgets
+    read the GPU's memory."""
+    free, total = torch.cuda.mem_get_info(device)
+    allocated = torch.cuda.memory_allocated(device)
+    cached = torch.cuda.memory_reserved(device) - allocated
+    fraction = getattr(torch.cuda, "get_per_process_memory_fraction", lambda _: 1.0)(device)  # torch >= 2.9
+    cap = int(fraction * total) - allocated
+    return max(0, min(free + cached, cap))

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N",
                         help="answer only every N-th row, from the I-th (0-based): N parallel workers, each with its own --out "
                              "and GPU, share one run; python -m ragpress.eval.merge joins their predictions (default 0/1)")
+    parser.add_argument("--gpu-memory-fraction", type=gpu_fraction, default=None, metavar="F",
+                        help="the most of the GPU's memory this process may take (0 < F <= 1; batch budgets follow it): "
+                             "1/K for each of K workers sharing a GPU (default: no cap)")
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -35,9 +38,19 @@ def shard(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
+def gpu_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"--gpu-memory-fraction takes a share of the GPU's memory, 0 < F <= 1 (0.25 for 4 workers); got {text}")
+    return value
+
+
 def main(args: argparse.Namespace) -> None:
     from ragpress.eval.runner import run
     from ragpress.eval.shared import run_shared
+
+    if args.gpu_memory_fraction is not None:
+        cap_gpu_memory(args.gpu_memory_fraction, args.device)
 
     if args.shared and args.shard != (0, 1):
         raise SystemExit("--shard splits the rows of a plain run; --shared runs are not sharded: drop one of the two")
@@ -51,3 +64,17 @@ def main(args: argparse.Namespace) -> None:
             run(task, **common, shard=args.shard, report=args.shard[1] == 1)
     wrote = ("shared.jsonl", "shared.md") if args.shared else ("predictions.jsonl", "table.md", "score_vs_ratio.png")[: 1 if args.shard[1] > 1 else 3]
     print("Wrote " + ", ".join(f"{args.out}/{name}" for name in wrote))
+
+
+def cap_gpu_memory(fraction: float, device: str | None) -> None:
+    """Cap this process's share of its GPU (``torch.cuda.set_per_process_memory_fraction``); the batch
+    budgets of :mod:`ragpress.core.device` read the cap. Without CUDA there is nothing to cap."""
+    import torch
+
+    from ragpress.core.device import resolve_device
+
+    where = resolve_device(device)
+    if where.type == "cuda":
+        torch.cuda.set_per_process_memory_fraction(fraction, where)
+    else:
+        print(f"--gpu-memory-fraction {fraction}: no GPU here ({where}), nothing to cap")

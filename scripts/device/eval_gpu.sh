@@ -12,6 +12,9 @@
 # selection need the spacy kit), MODEL=... the answering model; AB=0 skips the decode-path check that runs first
 # (benchmarks/stream_ab.py, ~20 s). PER_GPU > 1 shares a GPU between processes: the eager decode of a 135M model
 # leaves the GPU mostly idle, but the cost columns are then measured under that sharing; say so with the table.
+# Each worker may take 0.9/PER_GPU of its GPU's memory (--gpu-memory-fraction: the batch budgets follow it; without
+# it the first worker's budgets took what the others needed and 65 code rows failed out of memory on 2026-11-30).
+# $OUT gets at most 8 files back: the shards' predictions and logs travel as $OUT/ev_shards.tgz.
 set -u
 SECONDS_TOTAL=${1:-300}
 LIMIT=${2:-4}
@@ -33,19 +36,22 @@ GPUS=$(nvidia-smi -L | wc -l)
 WORKERS=$((GPUS * PER_GPU))
 DEADLINE=$(( $(date +%s) + SECONDS_TOTAL ))
 mkdir -p "$OUT/ev"
+WORK=${WORK:-/root/evwork}  # the shards' files, outside $OUT
+rm -rf "$WORK"; mkdir -p "$WORK"
+SHARE=$(python3 -c "print(round(0.9 / $PER_GPU, 4))")
 echo "$WORKERS workers on $GPUS GPU(s), $SECONDS_TOTAL s, limit $LIMIT, prior: ${PRIOR:-none}"
 
 worker() {  # worker I: every task, shard I of WORKERS, on GPU I mod GPUS
   local i=$1 left=3 task tokens budget
-  mkdir -p "$OUT/ev/shard-$i"
-  [ -n "$PRIOR" ] && cp "$PRIOR" "$OUT/ev/shard-$i/predictions.jsonl"  # the runner skips the rows its file holds
+  mkdir -p "$WORK/shard-$i"
+  [ -n "$PRIOR" ] && cp "$PRIOR" "$WORK/shard-$i/predictions.jsonl"  # the runner skips the rows its file holds
   for task in $TASKS; do
     tokens=$([ "$task" = code_completion ] && echo 64 || echo 32)
     budget=$(( (DEADLINE - $(date +%s)) / left )); left=$((left - 1))
     [ "$budget" -gt 10 ] || { echo "worker $i: no time left for $task"; continue; }
     CUDA_VISIBLE_DEVICES=$((i % GPUS)) timeout "$budget" python3 -m ragpress.cli eval --task "$E/tasks/$task.jsonl" \
       --methods $METHODS --ratios 2 4 8 --model "${MODEL:-smollm2-135m}" --limit "$LIMIT" --max-new-tokens "$tokens" --decode eager --shard "$i/$WORKERS" \
-      --out "$OUT/ev/shard-$i" >> "$OUT/ev_shard$i.log" 2>&1
+      --gpu-memory-fraction "$SHARE" --out "$WORK/shard-$i" >> "$WORK/shard-$i/log" 2>&1
     echo "worker $i $task: exit $? (124: its $budget s ran out), $((SECONDS_TOTAL - DEADLINE + $(date +%s))) s into the run"
   done
 }
@@ -53,7 +59,8 @@ worker() {  # worker I: every task, shard I of WORKERS, on GPU I mod GPUS
 for i in $(seq 0 $((WORKERS - 1))); do worker "$i" & done
 wait
 # shellcheck disable=SC2086
-python3 -m ragpress.eval.merge "$OUT/ev" $PRIOR "$OUT"/ev/shard-*/predictions.jsonl --methods $METHODS
+python3 -m ragpress.eval.merge "$OUT/ev" $PRIOR "$WORK"/shard-*/predictions.jsonl --methods $METHODS
+tar czf "$OUT/ev_shards.tgz" -C "$WORK" .
 python3 - "$OUT/ev/predictions.jsonl" $METHODS <<'PY'
 import json, sys, collections
 rows = [json.loads(line) for line in open(sys.argv[1])]

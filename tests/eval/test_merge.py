@@ -56,6 +56,9 @@ def test_merge_names_a_missing_file_and_the_command_line_rejects_a_bad_shard(tmp
     with pytest.raises(SystemExit):
         main(["eval", "--task", "niah_single", "--shard", "2/2"])
     assert "--shard takes I/N" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "--task", "niah_single", "--gpu-memory-fraction", "1.5"])
+    assert "0 < F <= 1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="names no shard"):
         runner.run("niah_single", ["none"], shard=(3, 2), out=tmp_path)
 
@@ -63,7 +66,7 @@ def test_merge_names_a_missing_file_and_the_command_line_rejects_a_bad_shard(tmp
 def test_command_line_shard_writes_its_rows_and_no_table(tiny_lm_path, tmp_path):
     common = ["eval", "--task", "niah_single", "--methods", "none", "first_k", "--ratios", "2", "--model", tiny_lm_path,
               "--limit", "1", "--context-tokens", "256", "--max-new-tokens", "2"]
-    assert main([*common, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0
+    assert main([*common, "--shard", "1/2", "--gpu-memory-fraction", "0.5", "--out", str(tmp_path / "s1")]) == 0  # no GPU: no cap
     assert [r["method"] for r in runner.read_rows(tmp_path / "s1" / "predictions.jsonl")] == ["first_k"]
     assert not (tmp_path / "s1" / "table.md").exists()
 

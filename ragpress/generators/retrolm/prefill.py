@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
+from ragpress.core.device import free_bytes
 from ragpress.core.kv_cache import cache_argument
 from ragpress.core.lm import CausalLM
 from ragpress.generators.retrolm.offload import LayerOffload
@@ -72,7 +73,7 @@ def prefill_chunk(model: Any, n: int, page_size: int, device: torch.device, spar
         size = model.dtype.itemsize
         cache = n * config.num_hidden_layers * 2 * config.num_key_value_heads * (getattr(config, "head_dim", None) or width) * size
         per_token = size * sum(factor * getattr(config, name) for name, factor in _ACTIVATIONS.items())
-        tokens = int(((1 - spare) * torch.cuda.mem_get_info(device)[0] - cache) // per_token)
+        tokens = int(((1 - spare) * free_bytes(device) - cache) // per_token)
     return max(page_size, min(tokens, n + page_size - 1) // page_size * page_size)
 
 

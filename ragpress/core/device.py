@@ -124,9 +124,16 @@ def free_bytes(device: torch.device) -> int:
     ``torch.cuda.set_per_process_memory_fraction`` leaves. Processes that share a GPU (eval workers)
     each set a fraction, so one process's budget cannot starve the others. The one place the budgets
     read the GPU's memory."""
+    device = cuda_index(device)
     free, total = torch.cuda.mem_get_info(device)
     allocated = torch.cuda.memory_allocated(device)
     cached = torch.cuda.memory_reserved(device) - allocated
     fraction = getattr(torch.cuda, "get_per_process_memory_fraction", lambda _: 1.0)(device)  # torch >= 2.9
     cap = int(fraction * total) - allocated
     return max(0, min(free + cached, cap))
+
+
+def cuda_index(device: torch.device) -> int:
+    """The index of a CUDA ``device``; plain ``cuda`` is the current device (some torch.cuda calls
+    take no index-less device)."""
+    return torch.cuda.current_device() if device.index is None else device.index

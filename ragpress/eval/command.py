@@ -71,10 +71,10 @@ def cap_gpu_memory(fraction: float, device: str | None) -> None:
     budgets of :mod:`ragpress.core.device` read the cap. Without CUDA there is nothing to cap."""
     import torch
 
-    from ragpress.core.device import resolve_device
+    from ragpress.core.device import cuda_index, resolve_device
 
     where = resolve_device(device)
     if where.type == "cuda":
-        torch.cuda.set_per_process_memory_fraction(fraction, where)
+        torch.cuda.set_per_process_memory_fraction(fraction, cuda_index(where))
     else:
         print(f"--gpu-memory-fraction {fraction}: no GPU here ({where}), nothing to cap")

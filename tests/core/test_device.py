@@ -10,7 +10,8 @@ def fake_gpu(monkeypatch, free, total=80 * GiB, allocated=0, reserved=0, fractio
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, total))
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: allocated)
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: reserved)
-    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device=None: fraction)
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: fraction if isinstance(device, int) else 1 / 0)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)  # plain "cuda" reaches torch.cuda as an index
 
 
 def test_default_batch_size_is_the_cpu_value_on_the_cpu_and_grows_with_free_gpu_memory(monkeypatch):

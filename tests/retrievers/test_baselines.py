@@ -104,3 +104,19 @@ def test_dense_dtype_casts_the_embedder_and_none_keeps_the_checkpoints(tiny_embe
     assert next(load_embedder(tiny_embedder_path, "cpu", "float64").parameters()).dtype == torch.float64
     assert next(load_embedder(tiny_embedder_path, "cpu").parameters()).dtype == torch.float32
     assert DenseRetriever.from_dict(retriever.to_dict()).dtype == "float64"
+
+
+def test_bm25_takes_its_top_k_with_numpy_never_jax(chunks, monkeypatch):
+    import bm25s
+
+    backends, retrieve = [], bm25s.BM25.retrieve
+
+    def spy(self, *args, **kwargs):
+        backends.append(kwargs.get("backend_selection", "auto"))
+        return retrieve(self, *args, **kwargs)
+
+    monkeypatch.setattr(bm25s.BM25, "retrieve", spy)
+    retriever = BM25Retriever(top_k=2)
+    retriever.index(chunks)
+    retriever.run("anonymous lambda functions")
+    assert backends == ["numpy"]  # "auto" means JAX where installed, and JAX takes 75% of the GPU

@@ -17,25 +17,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragpress.eval.runner import read_rows, row_key
+from ragpress.eval.runner import one_per_key, read_rows
 
 
 def merge_rows(rows: Sequence[dict[str, Any]], methods: Sequence[str] = ()) -> list[dict[str, Any]]:
     """``rows`` with each row key once (an answered row over a failed one, else the first), ordered by
     task, method (``methods`` first, in their order), ratio and example."""
-    kept: dict[tuple, dict[str, Any]] = {}
-    for row in rows:
-        key = row_key(row)
-        if key not in kept or ("error" in kept[key] and "error" not in row):
-            kept[key] = row
-    tasks = list(dict.fromkeys(row["task"] for row in kept.values()))
+    kept = one_per_key(rows)
+    tasks = list(dict.fromkeys(row["task"] for row in kept))
     rank = {name: i for i, name in enumerate(methods)}
 
     def order(row: dict[str, Any]) -> tuple:
         ratio = row["ratio"]
         return tasks.index(row["task"]), rank.get(row["method"], len(rank)), row["method"], ratio is not None, ratio or 0, row["id"]
 
-    return sorted(kept.values(), key=order)
+    return sorted(kept, key=order)
 
 
 def merge(sources: Sequence[str | Path], out: str | Path, methods: Sequence[str] = (), report: bool = True) -> list[dict[str, Any]]:

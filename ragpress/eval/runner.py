@@ -122,12 +122,24 @@ def row_key(row: dict[str, Any]) -> tuple:
     return row["task"], row["id"], row["method"], row["ratio"], row["model"]
 
 
+def one_per_key(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with each :func:`row_key` once: an answered row over a failed one (a rerun retries failed
+    rows and appends), else the first."""
+    kept: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        key = row_key(row)
+        if key not in kept or ("error" in kept[key] and "error" not in row):
+            kept[key] = row
+    return list(kept.values())
+
+
 def run(task: str, methods: Sequence[str] | None = None, ratios: Sequence[float] = (2, 4, 8), model: str = "smollm2-135m",
         limit: int = 10, out: str | Path = "eval-out", context_tokens: int = 4096, seed: int = 0,
         max_new_tokens: int | None = None, device: str | None = None, decode: str = "auto", report: bool = True,
         shard: tuple[int, int] = (0, 1)) -> list[dict[str, Any]]:
     """Answer ``limit`` examples of ``task`` with each method at each of its ``ratios``, appending rows to
-    ``out/predictions.jsonl`` (rows already there are skipped); returns this task's rows, all of them.
+    ``out/predictions.jsonl`` (rows answered there already are skipped, failed ones tried again); returns
+    this task's rows, each once (:func:`one_per_key`).
     ``report`` writes ``out/table.md`` and ``out/score_vs_ratio.png`` (needs matplotlib) for the file.
     ``shard=(i, n)`` answers only every n-th row of the run, from the i-th on: n workers, each with its own
     ``out`` (and GPU), answer the run between them; :mod:`ragpress.eval.merge` joins their files."""
@@ -145,7 +157,7 @@ def run(task: str, methods: Sequence[str] | None = None, ratios: Sequence[float]
         from ragpress.core.loaders import load_causal_lm
 
         load_causal_lm(model, device).decode = check_decode(decode)
-    done = {row_key(r) for r in read_rows(path)}
+    done = {row_key(r) for r in read_rows(path) if "error" not in r}  # a failed row is tried again
     position = -1  # of the row in the whole run, whichever shard answers it
     with path.open("a") as sink:
         for method in chosen:
@@ -166,7 +178,7 @@ def run(task: str, methods: Sequence[str] | None = None, ratios: Sequence[float]
                     sink.write(json.dumps(row) + "\n")
                     sink.flush()
                     print(f"{example.id} {method.name} {ratio}: {row.get('scores')} {row.get('prediction', row.get('error', ''))[:60]!r}")
-    rows = read_rows(path)
+    rows = one_per_key(read_rows(path))
     if report:
         from ragpress.eval.report import write_report
 

@@ -36,6 +36,19 @@ def test_a_shard_skips_rows_an_earlier_run_did(tiny_lm_path, tmp_path, monkeypat
     assert len(runner.read_rows(tmp_path / "predictions.jsonl")) == len(earlier)
 
 
+def test_a_rerun_tries_failed_rows_again_and_returns_each_row_once(tiny_lm_path, tmp_path, monkeypatch):
+    answer = runner.measure
+    monkeypatch.setattr(runner, "measure", lambda approach, example, setup: 1 / 0 if example.id.endswith("/1") else answer(approach, example, setup))
+    first = runner.run("niah_single", ["none"], model=tiny_lm_path, out=tmp_path, **TINY)
+    assert ["error" in r for r in first] == [False, True]
+    tried = []
+    monkeypatch.setattr(runner, "measure", lambda approach, example, setup: tried.append(example.id) or answer(approach, example, setup))
+    second = runner.run("niah_single", ["none"], model=tiny_lm_path, out=tmp_path, **TINY)
+    assert tried == [first[1]["id"]]  # the answered row is not asked again
+    assert keys(second) == keys(first) and not any("error" in r for r in second)
+    assert len(runner.read_rows(tmp_path / "predictions.jsonl")) == 3  # the failed row stays in the file, outranked
+
+
 def test_merge_keeps_each_row_once_preferring_an_answered_one(tmp_path):
     row = lambda method, ratio, i, **more: {"task": "t", "id": f"t/{i}", "method": method, "ratio": ratio, "model": "m", "scores": {"score": 1.0}, **more}
     failed = row("dense", 2, 0, error="OOM", scores={"score": 0.0})

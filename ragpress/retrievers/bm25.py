@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import ClassVar
 
-import bm25s
+# bm25s probes JAX when imported (a top-k on its default device), and JAX's first use on a GPU takes
+# 75% of its memory: on 2026-11-30 that starved the models of 8 eval workers on two H200s. Without
+# preallocation JAX takes what the probe needs; a user's own setting wins.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+import bm25s  # noqa: E402
 
 from ragpress.core.types import Chunk
 from ragpress.retrievers.base import Retriever

@@ -22,7 +22,7 @@ E=${3:-/root/kits/eval/files}
 PER_GPU=${PER_GPU:-1}
 PRIOR=${PRIOR-scripts/device/eval_done.jsonl}
 METHODS=${METHODS:-"full none first_k random_drop dense bm25 gemfilter retrolm compllm arc_encoder longcodezip provence edu_select longllmlingua rebel lattice"}
-TASKS="niah_multikey wiki_cloze code_completion"
+TASKS=${TASKS:-"niah_multikey wiki_cloze code_completion"}
 source "${KIT_ROOT:-/root}/kits/env.sh"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # many workers on one host: each a few CPU threads (spaCy, BM25, tokenizers)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader

@@ -42,7 +42,8 @@ SHARE=$(python3 -c "print(round(0.9 / $PER_GPU, 4))")
 echo "$WORKERS workers on $GPUS GPU(s), $SECONDS_TOTAL s, limit $LIMIT, prior: ${PRIOR:-none}"
 
 worker() {  # worker I: every task, shard I of WORKERS, on GPU I mod GPUS
-  local i=$1 left=3 task tokens budget
+  local i=$1 left task tokens budget
+  left=$(echo $TASKS | wc -w)
   mkdir -p "$WORK/shard-$i"
   [ -n "$PRIOR" ] && cp "$PRIOR" "$WORK/shard-$i/predictions.jsonl"  # the runner skips the rows its file holds
   for task in $TASKS; do

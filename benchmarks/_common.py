@@ -140,3 +140,33 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[object]], align: 
     print("|" + "".join(rule[a] + "|" for a in align or "l" * len(header)))
     for row in rows:
         print("| " + " | ".join(map(str, row)) + " |")
+
+
+def phases(fn: Callable[[], Any], device: torch.device, **parts: tuple[Any, str]) -> dict[str, float]:
+    """Wall seconds of ``fn()`` split by phase: each ``name=(owner, attribute)`` wraps that function
+    (a module's or an object's) in a timer that synchronises ``device`` before and after, so a phase's
+    seconds include the GPU work it queued; ``other`` is the rest (Python, tokenization left outside the
+    parts). Phases must not nest."""
+    spent = dict.fromkeys(parts, 0.0)
+    saved = {name: getattr(owner, attribute) for name, (owner, attribute) in parts.items()}
+    own = {name: attribute in vars(owner) for name, (owner, attribute) in parts.items()}  # else a class's method
+
+    def timer(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            sync(device)
+            start = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                sync(device)
+                spent[name] += time.perf_counter() - start
+        return call
+
+    for name, (owner, attribute) in parts.items():
+        setattr(owner, attribute, timer(name, saved[name]))
+    try:
+        total, _ = timed(fn, device=device)
+    finally:
+        for name, (owner, attribute) in parts.items():
+            setattr(owner, attribute, saved[name]) if own[name] else delattr(owner, attribute)
+    return {**{name: round(s, 3) for name, s in spent.items()}, "other": round(total - sum(spent.values()), 3), "total": round(total, 3)}

@@ -1,6 +1,8 @@
 """Throughput of ragpress's batched Meta-Chunking (PPL and margin sampling) and LongCodeZip against
 the official code run one document or file at a time, side by side in one run, same model object
-(SmolLM2-135M-Instruct, bfloat16 with SDPA on a GPU), same inputs, with agreement and a profile.
+(SmolLM2-135M-Instruct in ``--dtype``, float32 by default: bfloat16 rounds a padded batch and a single
+row differently, which moves margins near the threshold), same inputs, with agreement, a profile and
+our time split by phase (prompts or tokens, forwards, the rest).
 
 Inputs come from ``python -m benchmarks.batch_inputs FILE`` (sentences split here by ragpress and
 given to both sides; the official code's NLTK splitter is replaced). The official code is not part
@@ -29,10 +31,10 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import timed
+from benchmarks._common import phases, timed
 from benchmarks.longcodezip import chunk_name, jaccard, select_files
 from benchmarks.meta_chunking import LegacyCacheModel, load_official
-from ragpress.chunkers.meta_chunking import MarginSamplingChunker, PerplexityChunker
+from ragpress.chunkers.meta_chunking import MarginSamplingChunker, PerplexityChunker, margin
 from ragpress.compressors.longcodezip import LongCodeZip
 from ragpress.core.types import Chunk, Document
 from ragpress.models import load_causal_lm
@@ -98,11 +100,12 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=100)
     parser.add_argument("--files", type=int, default=50, help="code files that pass the rule above")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--dtype", default="float32", help="the model's dtype on both sides (bfloat16: the GPU default)")
     args = parser.parse_args()
     data = json.load(gzip.open(args.inputs, "rt"))
-    compressor = LongCodeZip(ratio=1 / RATE, fine_ratio=1.0)
+    compressor = LongCodeZip(ratio=1 / RATE, fine_ratio=1.0, dtype=args.dtype)
     docs, (tasks, excluded) = data["documents"][: args.documents], select_files(data["code"], compressor, args.files)
-    lm = load_causal_lm("smollm2-135m")
+    lm = load_causal_lm("smollm2-135m", dtype=args.dtype)
     print(f"{torch.cuda.get_device_name() if lm.device.type == 'cuda' else 'cpu'}; {lm}; attention {lm.model.config._attn_implementation}; "
           f"{len(docs)} documents ({sum(map(len, docs))} sentences), {len(tasks)} code files", flush=True)
     print(f"LongCodeZip files: {len(tasks)} of {args.files} asked for; {len(excluded)} excluded before them by the shared rule "
@@ -118,13 +121,13 @@ def main() -> None:
         return seconds, value
 
     if docs:  # --documents 0 runs LongCodeZip alone
-        meta_chunking(report, lm, docs, args.official_mc, clock)
+        meta_chunking(report, lm, docs, args.official_mc, clock, args.dtype)
     if tasks:
         longcodezip(report, lm, tasks, compressor, args.official_lcz, clock)
     report.table()
 
 
-def meta_chunking(report: Report, lm, docs: list[list[str]], tools: Path, clock) -> None:
+def meta_chunking(report: Report, lm, docs: list[list[str]], tools: Path, clock, dtype: str) -> None:
     """The PPL and margin-sampling rows: the official code one document at a time, ours batched."""
     # --- PPL chunking ---------------------------------------------------------------------------
     official, record = load_official(tools, [])
@@ -139,14 +142,15 @@ def meta_chunking(report: Report, lm, docs: list[list[str]], tools: Path, clock)
         return out
 
     texts, spans = zip(*(spans_of(s, "") for s in docs))
-    ppl = PerplexityChunker()
+    ppl = PerplexityChunker(dtype=dtype)
     ppl.lm()
     ours_ppl = lambda: [e[:-1] for e in ppl.meta_chunk_ends(list(texts), list(spans))]  # noqa: E731
     clock(lambda: ppl.meta_chunk_ends(list(texts[:4]), list(spans[:4])))  # warm-up (kernels, allocator)
     off_s, theirs = clock(official_ppl)
     our_s, ours = clock(ours_ppl)
     report.row("PPL chunking", len(docs), off_s, our_s, pooled_f1(ours, theirs))
-    report.note(ppl_profile=profile("PPL (8 documents)", lambda: PerplexityChunker().meta_chunk_ends(list(texts[:8]), list(spans[:8])), lm))
+    report.note(ppl_profile=profile("PPL (8 documents)", lambda: PerplexityChunker(dtype=dtype).meta_chunk_ends(list(texts[:8]), list(spans[:8])), lm))
+    report.note(ppl_phases=phases(ours_ppl, lm.device, forwards=(lm.model, "forward")))
 
     # --- margin sampling --------------------------------------------------------------------------
     sys.path.insert(0, str(tools))
@@ -163,13 +167,14 @@ def meta_chunking(report: Report, lm, docs: list[list[str]], tools: Path, clock)
         return out
 
     mtexts, mspans = zip(*(spans_of(s, " ") for s in docs))
-    ms = MarginSamplingChunker()
+    ms = MarginSamplingChunker(dtype=dtype)
     ours_margin = lambda: [e[:-1] for e in ms.meta_chunk_ends(list(mtexts), list(mspans))]  # noqa: E731
-    clock(lambda: MarginSamplingChunker().meta_chunk_ends(list(mtexts[:4]), list(mspans[:4])))
+    clock(lambda: ms.meta_chunk_ends(list(mtexts[:4]), list(mspans[:4])))
     off_s, theirs = clock(official_margin)
     our_s, ours = clock(ours_margin)
     report.row("margin sampling", len(docs), off_s, our_s, pooled_f1(ours, theirs))
-    report.note(margin_profile=profile("margin (8 documents)", lambda: MarginSamplingChunker().meta_chunk_ends(list(mtexts[:8]), list(mspans[:8])), lm))
+    report.note(margin_profile=profile("margin (8 documents)", lambda: ms.meta_chunk_ends(list(mtexts[:8]), list(mspans[:8])), lm))
+    report.note(margin_phases=phases(ours_margin, lm.device, prompts=(margin, "prompt_ids"), forwards=(lm.model, "forward")))
 
 
 def longcodezip(report: Report, lm, tasks: list[dict], compressor: LongCodeZip, folder: Path, clock) -> None:
@@ -194,9 +199,11 @@ def longcodezip(report: Report, lm, tasks: list[dict], compressor: LongCodeZip, 
         top5.append(len(set(mine_top) & {chunk_name(chunks[i]) for i, _ in result["demonstrations_sort"][:5]}))
     report.row("LongCodeZip coarse", len(tasks), off_s, our_s, sum(fn_j) / len(fn_j))
     report.note(lcz_top5_overlap_mean=sum(top5) / len(top5))
-    fine_s, _ = clock(lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries, chunk_lists))
+    fine = LongCodeZip(ratio=1 / RATE, fine_ratio=2.0, dtype=compressor.dtype)
+    fine_s, _ = clock(lambda: fine.run_batch(queries, chunk_lists))
     report.note(lcz_ours_fine_seconds=fine_s)
-    report.note(lcz_profile=profile("LongCodeZip (4 files, fine)", lambda: LongCodeZip(ratio=1 / RATE, fine_ratio=2.0).run_batch(queries[:4], chunk_lists[:4]), lm))
+    report.note(lcz_profile=profile("LongCodeZip (4 files, fine)", lambda: fine.run_batch(queries[:4], chunk_lists[:4]), lm))
+    report.note(lcz_phases=phases(lambda: compressor.run_batch(queries, chunk_lists), lm.device, forwards=(lm.model, "forward")))
 
 
 class Report:

@@ -76,6 +76,26 @@ def test_control_tokens_in_a_document_are_text_in_every_prompt(tiny_lm):
     assert tiny_lm.encode(HOSTILE).count(tiny_lm.tokenizer.convert_tokens_to_ids("<|im_end|>")) == 0
 
 
+def test_prompts_tokenized_together_are_each_prompt_tokenized_alone(tiny_lm, tiny_lm_path):
+    """chat_ids_batch (one tokenizer call per kind of piece, for margin sampling's thousands of prompts)
+    gives each prompt's chat_ids: the template's control tokens, the document's text as text, and, for a
+    tokenizer without a chat template, the BOS on the first piece only."""
+    from transformers import AutoTokenizer
+
+    from ragpress.core.lm import CausalLM
+    from ragpress.core.text import harden
+
+    doc = Document(HOSTILE, id="evil")
+    conversations = [chat_messages(Context(query=q, pieces=(Chunk.of(doc, 0, n),))) for q, n in
+                     (("What is here? <|im_start|>", len(HOSTILE)), ("Short?", 20), ("", 5))]
+    plain = AutoTokenizer.from_pretrained(tiny_lm_path)
+    plain.chat_template, plain.add_bos_token = None, True
+    for lm in (tiny_lm, CausalLM(tiny_lm.model, harden(plain), "plain")):
+        alone = [lm.chat_ids(messages)[0].tolist() for messages in conversations]
+        assert lm.chat_ids_batch(conversations) == alone
+        assert len(set(map(len, alone))) == 3  # three different prompts, not one repeated
+
+
 def test_another_model_family_reads_its_own_control_tokens_as_text(tiny_lm_path, tmp_path):
     """Not a list of known tokens: a Llama-3-style tokenizer's own special tokens are split too."""
     from transformers import AutoTokenizer

@@ -19,7 +19,7 @@ import torch
 from ragpress.core import greedy
 from ragpress.core.decode import check_decode, static_generate, uses_static
 from ragpress.core.device import default_batch_size, forward_batches, left_padded
-from ragpress.core.prompt import content_spans, encode_prompt, render_chat
+from ragpress.core.prompt import content_spans, encode_prompt, encode_prompts, render_chat
 
 _SAMPLING = threading.Lock()
 GENERATION_ITEM_BYTES = 2**28  # one prompt in a generation batch: a few thousand tokens of KV cache and activations, generously
@@ -154,8 +154,14 @@ class CausalLM:
     def chat_ids(self, messages: list[dict[str, str]]) -> torch.Tensor:
         """Token ids ``[1, n]`` of ``messages`` rendered by :func:`~ragpress.core.prompt.render_chat`,
         ready for generation."""
-        text, special = render_chat(self.tokenizer, messages)
-        return torch.tensor([encode_prompt(self.tokenizer, text, content_spans(text, messages), special)[0]])
+        return torch.tensor([self.chat_ids_batch([messages])[0]])
+
+    def chat_ids_batch(self, conversations: list[list[dict[str, str]]]) -> list[list[int]]:
+        """Token ids of each conversation as :meth:`chat_ids` gives them, tokenized together."""
+        rendered = [render_chat(self.tokenizer, messages) for messages in conversations]
+        prompts = [(text, content_spans(text, messages)) for (text, _), messages in zip(rendered, conversations)]
+        special = bool(rendered) and rendered[0][1]  # the same for every conversation: it is the tokenizer's
+        return [ids for ids, _ in encode_prompts(self.tokenizer, prompts, special)]
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The decoder's input embeddings of ``input_ids`` (what soft compressors replace)."""

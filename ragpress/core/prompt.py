@@ -77,17 +77,34 @@ def encode_prompt(tokenizer: Any, text: str, spans: Sequence[tuple[int, int]], s
     with its special tokens; the ``spans`` (message contents, :func:`content_spans`) are read as text,
     so a document that contains ``<|im_end|>`` cannot end a turn (ragpress.core.text). ``special``:
     add the tokenizer's BOS (the plain-chat fallback of :func:`render_chat`)."""
-    end = len(text) if end is None else end
-    cuts = sorted({start, end, *(p for span in spans for p in span if start < p < end)})
-    inside = [any(a <= lo and hi <= b for a, b in spans) for lo, hi in zip(cuts, cuts[1:])]
-    ids: list[int] = []
-    offsets: list[tuple[int, int]] = []
-    for (lo, hi), is_content in zip(zip(cuts, cuts[1:]), inside):
-        encoded = tokenizer(text[lo:hi], add_special_tokens=special and lo == start, split_special_tokens=is_content,
-                            return_offsets_mapping=True)
-        ids += encoded["input_ids"]
-        offsets += [(a + lo, b + lo) for a, b in encoded["offset_mapping"]]
-    return ids, offsets
+    return encode_prompts(tokenizer, [(text, spans)], special, start, end)[0]
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[tuple[str, Sequence[tuple[int, int]]]], special: bool,
+                   start: int = 0, end: int | None = None) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """:func:`encode_prompt` of each ``(text, spans)`` in ``prompts``, with one tokenizer call per kind
+    of piece (template or content, with or without BOS) for all of them: a fast tokenizer encodes a
+    list on all cores, and margin sampling builds thousands of prompts a step."""
+    pieces: list[tuple[int, int, int]] = []  # (prompt, lo, hi)
+    kinds: dict[tuple[bool, bool], list[int]] = {}  # (add BOS, content) -> indices into pieces
+    for p, (text, spans) in enumerate(prompts):
+        stop = len(text) if end is None else end
+        cuts = sorted({start, stop, *(c for span in spans for c in span if start < c < stop)})
+        for lo, hi in zip(cuts, cuts[1:]):
+            content = any(a <= lo and hi <= b for a, b in spans)
+            kinds.setdefault((special and lo == start, content), []).append(len(pieces))
+            pieces.append((p, lo, hi))
+    encoded: list[tuple[list[int], list[tuple[int, int]]]] = [([], [])] * len(pieces)
+    for (bos, content), members in kinds.items():
+        texts = [prompts[pieces[i][0]][0][pieces[i][1] : pieces[i][2]] for i in members]
+        batch = tokenizer(texts, add_special_tokens=bos, split_special_tokens=content, return_offsets_mapping=True)
+        for i, ids, offsets in zip(members, batch["input_ids"], batch["offset_mapping"]):
+            encoded[i] = (ids, [(a + pieces[i][1], b + pieces[i][1]) for a, b in offsets])
+    out: list[tuple[list[int], list[tuple[int, int]]]] = [([], []) for _ in prompts]
+    for (p, _, _), (ids, offsets) in zip(pieces, encoded):
+        out[p][0].extend(ids)
+        out[p][1].extend(offsets)
+    return out
 
 
 def soft_prompt_ids(lm: CausalLM, question: str, system_prompt: str = SYSTEM_PROMPT) -> tuple[torch.Tensor, torch.Tensor]:

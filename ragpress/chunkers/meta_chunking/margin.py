@@ -34,11 +34,13 @@ def _answer_id(lm: CausalLM, answer: str) -> int:
     return ids[0]
 
 
-def prompt_ids(lm: CausalLM, first: str, second: str, joint: str) -> torch.Tensor:
-    """Token ids of the question about ``first`` + ``second`` in ``lm``'s chat format (for a ChatML
-    model, the official code's hand-written prompt token for token)."""
-    question = QUESTION.format(joint=joint, first=first, second=second)
-    return lm.chat_ids([{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])[0]
+def prompt_ids(lm: CausalLM, pairs: list[tuple[str, str, str]]) -> list[list[int]]:
+    """Token ids of the question about each ``(first, second, joint)`` in ``lm``'s chat format (for a
+    ChatML model, the official code's hand-written prompt token for token), tokenized together."""
+    return lm.chat_ids_batch([
+        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION.format(joint=joint, first=first, second=second)}]
+        for first, second, joint in pairs
+    ])
 
 
 @torch.inference_mode()
@@ -48,7 +50,7 @@ def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]], batch_size: in
     :func:`~ragpress.core.device.token_budget` allows), one forward each that computes only the last
     position's logits, and one copy of all margins to the host at the end."""
     split_id, keep_id = _answer_id(lm, "1"), _answer_id(lm, "2")
-    rows = [prompt_ids(lm, *pair) for pair in pairs]
+    rows = prompt_ids(lm, pairs)
     margins = torch.empty(len(rows), device=lm.device)
     for batch in forward_batches([len(row) for row in rows], batch_size, lm.device, lm.model.config, logits=False):
         ids, mask, positions = left_padded([rows[i] for i in batch], lm.tokenizer.pad_token_id, lm.device)

@@ -118,6 +118,7 @@ class MetaChunker(Chunker):
     merge_target: int | None = None
     merge_unit: Literal["words", "chars"] = "words"
     device: str | None = None
+    dtype: str | None = None  # default: bfloat16 on a GPU, float32 on the CPU
 
     def __post_init__(self):
         if self.merge_target is not None and self.merge_target < 1:
@@ -126,7 +127,7 @@ class MetaChunker(Chunker):
             raise ValueError(f"merge_unit must be 'words' or 'chars', got {self.merge_unit!r}.")
 
     def lm(self) -> CausalLM:
-        return load_causal_lm(self.model, device=self.device)
+        return load_causal_lm(self.model, device=self.device, dtype=self.dtype)
 
     def sentences(self, document: Document) -> list[tuple[int, int]]:
         if not document.text.strip():

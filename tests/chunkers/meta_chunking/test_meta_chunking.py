@@ -177,7 +177,7 @@ def test_margins_are_the_official_codes_on_its_own_prompt(tiny_lm):
              "        Please answer 1 or 2.")
     official = f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{query}<|im_end|>\n<|im_start|>assistant\n"
     ids = tiny_lm.tokenizer.encode(official, return_tensors="pt", split_special_tokens=False)
-    assert prompt_ids(tiny_lm, first, second, joint).tolist() == ids[0].tolist()
+    assert prompt_ids(tiny_lm, [(first, second, joint)])[0] == ids[0].tolist()
     with torch.inference_mode():
         probs = torch.softmax(tiny_lm.model(ids.to(tiny_lm.device)).logits[0, -1].float(), dim=-1)
     one, two = tiny_lm.encode("1")[0], tiny_lm.encode("2")[0]

@@ -251,6 +251,7 @@ def test_a_page_swap_copies_only_the_new_pages_and_equals_a_fresh_cache(tiny_lm_
 
 
 def test_the_default_prefill_chunk_is_what_free_gpu_memory_holds(lm, monkeypatch):
+    from ragpress.generators.retrolm import prefill
     from ragpress.generators.retrolm.prefill import prefill_chunk
 
     config, size, n = lm.model.config, lm.model.dtype.itemsize, 1000
@@ -259,7 +260,7 @@ def test_the_default_prefill_chunk_is_what_free_gpu_memory_holds(lm, monkeypatch
     cuda = torch.device("cuda")
     assert prefill_chunk(lm.model, 10_000, 16, torch.device("cpu")) == 8192 and prefill_chunk(lm.model, n, 16, torch.device("cpu")) == 1008
     for free_tokens, chunk in [(320, 320), (330, 320), (5, 16), (10**6, 1008)]:  # whole pages, at least one, at most the context
-        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, f=free_tokens: ((cache + f * per_token) / 0.8, 0))
+        monkeypatch.setattr(prefill, "free_bytes", lambda device, f=free_tokens: (cache + f * per_token) / 0.8)  # core.device's, tested there
         assert prefill_chunk(lm.model, n, 16, cuda) == chunk
 
 

@@ -57,11 +57,12 @@ def forward_budget(device: torch.device, config, logits: bool) -> tuple[int, int
 
 def forward_batches(lengths: list[int], batch_size: int | None, device: torch.device, config, logits: bool) -> list[list[int]]:
     """Rows of ``lengths`` grouped for batched forwards (:func:`length_batches`): ``batch_size`` rows
-    a batch, or with ``None`` as many as :func:`forward_budget` allows on ``device``."""
+    a batch, or with ``None`` as many as :func:`forward_budget` allows on ``device``, split where the
+    padding would cost more than another forward (:func:`padding_allowance`)."""
     if batch_size is not None:
         return length_batches(lengths, sys.maxsize, most_rows=batch_size)
     tokens, pairs = forward_budget(device, config, logits)
-    return length_batches(lengths, tokens, pairs=pairs)
+    return length_batches(lengths, tokens, pairs=pairs, padding=padding_allowance(device, config))
 
 
 def left_padded(rows: Sequence[Sequence[int] | torch.Tensor], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -77,12 +78,15 @@ def left_padded(rows: Sequence[Sequence[int] | torch.Tensor], pad: int, device: 
 
 
 def length_batches(
-    lengths: list[int], tokens: int, most_rows: int | None = None, pairs: int | None = None, reach: list[int] | None = None
+    lengths: list[int], tokens: int, most_rows: int | None = None, pairs: int | None = None, reach: list[int] | None = None,
+    padding: int | None = None,
 ) -> list[list[int]]:
     """Indices of ``lengths`` grouped into batches, shortest first, so that each batch's rows times
     its longest row stay within ``tokens``, rows times longest row times longest ``reach`` (keys a
     row attends to; default its length) within ``pairs``, and rows within ``most_rows``; a row
-    over a bound goes alone. Length-sorted batches waste little on padding."""
+    over a bound goes alone. ``padding``: a row also starts a new batch when widening the batch to it
+    would pad the rows already there by more than that many tokens (:func:`padding_allowance`):
+    length-sorted rows of very different lengths otherwise cost the longest one's width each."""
     reach = reach or lengths
     batches: list[list[int]] = []
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
@@ -93,12 +97,37 @@ def length_batches(
             or rows * lengths[i] > tokens
             or (most_rows is not None and rows > most_rows)
             or (pairs is not None and rows * lengths[i] * max(reach[i], *(reach[j] for j in group)) > pairs)
+            or (padding is not None and (rows - 1) * (lengths[i] - lengths[group[-1]]) > padding)
         )
         if full:
             batches.append([i])
         else:
             group.append(i)
     return batches
+
+
+# What one forward pass costs apart from its tokens (Python and kernel launches), and the rate its
+# tokens run at, measured with SmolLM2-135M-Instruct (106M parameters outside the embeddings) on
+# 2026-11-30. CPU, the 2-core CI host, float32: a one-token forward 38 ms; 1,024 tokens at 169 GFLOP/s.
+# H200, bfloat16, eager: a greedy step 31-43 ms (RetroLM's loop, benchmarks.stream_ab); margin
+# sampling's batched forwards ran at about 2.5 us a padded token, 85 TFLOP/s (22.8 s for 39 steps of
+# ~236K padded tokens); an estimate to check with batch_throughput's phases, not a timed forward.
+FORWARD_FIXED_S = {"cpu": 0.038, "cuda": 0.030}
+FLOP_RATE = {"cpu": 1.69e11, "cuda": 8.5e13}
+
+
+def padding_allowance(device: torch.device, config) -> int:
+    """Padded tokens that cost about one more forward pass of a model with ``config`` on ``device``:
+    the fixed cost of a forward over the time its FLOPs per token take (``FORWARD_FIXED_S`` and
+    ``FLOP_RATE``). About 30 tokens for SmolLM2-135M on a CPU, 12K on an H200; 180 for an 8B model there."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden = int(getattr(config, "hidden_size", 1024))
+    wide = int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
+    heads = int(getattr(config, "num_attention_heads", 16))
+    kv = int(getattr(config, "num_key_value_heads", heads) or heads)
+    params = int(getattr(config, "num_hidden_layers", 12)) * (hidden * hidden * (2 + 2 * kv / heads) + 3 * hidden * wide)
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    return max(1, int(FORWARD_FIXED_S[kind] * FLOP_RATE[kind] / (2 * params)))
 
 
 def default_batch_size(device: torch.device, cpu: int, item_bytes: int, most: int = 256) -> int:

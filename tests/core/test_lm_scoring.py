@@ -35,5 +35,21 @@ def test_length_batches_sort_and_respect_the_token_budget():
     # the attention bound: rows x longest x longest reach (scores that a masked attention may materialise)
     assert length_batches(lengths, tokens=10**9, pairs=3 * 50 * 50) == [[0, 3, 2], [4, 1], [5]]
     assert length_batches([10] * 4, tokens=10**9, pairs=2 * 10 * 100, reach=[100] * 4) == [[0, 1], [2, 3]]
+    # the padding bound: [5, 6, 7] pad 3 tokens at most; widening them to 48 would pad 3 rows by 41 to 43 each
+    assert length_batches(lengths, tokens=10**9, padding=10) == [[0, 3, 2], [4, 1], [5]]
+    assert length_batches(lengths, tokens=10**9, padding=10**6) == [[0, 3, 2, 4, 1, 5]]
     with pytest.raises(TypeError):
         length_batches(lengths)
+
+
+def test_padding_allowance_is_a_forwards_fixed_cost_over_a_tokens_cost():
+    from transformers import LlamaConfig
+
+    from ragpress.core.device import padding_allowance
+
+    smollm2 = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3)
+    llama8b = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert 20 <= padding_allowance(cpu, smollm2) <= 40  # 38 ms a forward over 1.26 ms a token, measured on the CI host
+    assert padding_allowance(cuda, smollm2) > 100 * padding_allowance(cpu, smollm2)  # a GPU runs tokens far faster
+    assert padding_allowance(cuda, llama8b) < padding_allowance(cuda, smollm2) / 50  # a larger model's tokens cost more

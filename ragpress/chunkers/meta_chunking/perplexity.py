@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ragpress.core.device import length_batches
+from ragpress.core.device import length_batches, padding_allowance
 from ragpress.core.kv_cache import cache_argument, returned_cache
 from ragpress.core.lm import CausalLM
 from ragpress.core.text import tokenizable
@@ -41,7 +41,8 @@ def token_nll_batch(
 ) -> list[torch.Tensor]:
     """:func:`token_nll` of many texts, batched across texts: texts sorted by length go in groups of
     at most ``tokens`` tokens per forward (rows times the longest first window) and ``pairs``
-    query-key pairs (rows times window times the context a window attends to), and each group
+    query-key pairs (rows times window times the context a window attends to), split where padding
+    would cost more than a forward (:func:`~ragpress.core.device.padding_allowance`), and each group
     moves window by window, its rows reusing their own KV caches, until its last text ends."""
     if window >= max_context:
         raise ValueError(f"window ({window}) must be smaller than max_context ({max_context}).")
@@ -53,7 +54,8 @@ def token_nll_batch(
         )
     out: list[torch.Tensor] = [torch.zeros(0)] * len(id_lists)
     groups = length_batches(
-        [min(len(ids), window) for ids in id_lists], tokens, pairs=pairs, reach=[min(len(ids), max_context) for ids in id_lists]
+        [min(len(ids), window) for ids in id_lists], tokens, pairs=pairs, reach=[min(len(ids), max_context) for ids in id_lists],
+        padding=padding_allowance(lm.device, lm.model.config),
     )
     for group in tqdm(groups, desc="perplexity batches", disable=len(groups) < 4, leave=False):
         for i, nll in zip(group, _group_nll(lm, [id_lists[i] for i in group], window, max_context)):

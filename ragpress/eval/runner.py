@@ -11,9 +11,10 @@ this row; on the CPU the process's peak resident set, which only grows). ``OUT/t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,24 @@ def measure(approach: Approach, example: Example, setup: Setup) -> dict[str, Any
     return row
 
 
+@contextlib.contextmanager
+def decoding(model: str, device: str | None, decode: str) -> Iterator[None]:
+    """The run's decode path as the answering model's default for every call while the run lasts
+    (LATTICE's and REBEL's batches decode on it too), the model's own default again after it:
+    the model is shared with whatever else the process runs."""
+    if decode == "auto":
+        yield
+        return
+    from ragpress.core.loaders import load_causal_lm
+
+    lm = load_causal_lm(model, device)
+    before, lm.decode = lm.decode, check_decode(decode)
+    try:
+        yield
+    finally:
+        lm.decode = before
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
@@ -153,13 +172,9 @@ def run(task: str, methods: Sequence[str] | None = None, ratios: Sequence[float]
     examples = load_examples(task, limit, context_tokens, seed, model)
     kind = family(examples[0].task if examples else task)  # a JSON-lines file is named after its task (code_completion.jsonl)
     setup = Setup(model=model, device=device, seed=seed, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS[kind], decode=decode)
-    if decode != "auto":  # the default of every call on the model, so LATTICE's and REBEL's batches decode on the run's path too
-        from ragpress.core.loaders import load_causal_lm
-
-        load_causal_lm(model, device).decode = check_decode(decode)
     done = {row_key(r) for r in read_rows(path) if "error" not in r}  # a failed row is tried again
     position = -1  # of the row in the whole run, whichever shard answers it
-    with path.open("a") as sink:
+    with decoding(model, device, decode), path.open("a") as sink:
         for method in chosen:
             if method.tasks is not None and kind not in method.tasks:
                 print(f"skip {method.name}: it applies to {', '.join(method.tasks)} tasks, not {kind}")

@@ -23,7 +23,16 @@ from ragpress.eval.example import Example
 from ragpress.eval.methods import Setup
 from ragpress.eval.niah import question
 from ragpress.eval.report import cell, mean
-from ragpress.eval.runner import MAX_NEW_TOKENS, answer, load_examples, peak_memory, prepare, read_rows, resolve_methods
+from ragpress.eval.runner import (
+    MAX_NEW_TOKENS,
+    answer,
+    decoding,
+    load_examples,
+    peak_memory,
+    prepare,
+    read_rows,
+    resolve_methods,
+)
 
 
 def shared_questions(example: Example, count: int) -> list[tuple[str, tuple[str, ...]]]:
@@ -51,7 +60,7 @@ def run_shared(task: str, questions: int = 4, methods: Sequence[str] | None = No
     setup = Setup(model=model, device=device, seed=seed, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS["ruler"], decode=decode)
     examples = load_examples(task, limit, context_tokens, seed, model)
     done = {(r["context"], r["method"], r["ratio"], r["model"]) for r in read_rows(path)}
-    with path.open("a") as sink:
+    with decoding(model, device, decode), path.open("a") as sink:
         for method in resolve_methods(methods):
             for ratio in method.runs_at(list(ratios)):
                 approach = method.build(setup, ratio)

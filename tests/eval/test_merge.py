@@ -84,13 +84,19 @@ def test_command_line_shard_writes_its_rows_and_no_table(tiny_lm_path, tmp_path)
     assert not (tmp_path / "s1" / "table.md").exists()
 
 
-def test_the_runs_decode_path_becomes_the_models_default_for_every_stage(tiny_lm_path, tmp_path, monkeypatch):
+def test_the_runs_decode_path_is_the_models_default_while_it_runs_and_not_after(tiny_lm_path, tmp_path, monkeypatch):
     from ragpress.models import load_causal_lm
 
     lm = load_causal_lm(tiny_lm_path)
     monkeypatch.setattr(lm, "decode", "auto")  # restored after the test: the model is shared
+    answer, seen = runner.measure, []
+    monkeypatch.setattr(runner, "measure", lambda *a: seen.append(lm.decode) or answer(*a))
     runner.run("niah_single", ["none"], model=tiny_lm_path, out=tmp_path, decode="eager", **TINY)
-    assert lm.decode == "eager"  # what LATTICE's and REBEL's chat_batch calls decode with
+    assert seen == ["eager", "eager"]  # what LATTICE's and REBEL's chat_batch calls decode with
+    assert lm.decode == "auto"  # the process's other users of the model get its default back
+    monkeypatch.setattr(runner, "measure", lambda *a: 1 / 0)
+    runner.run("niah_single", ["none", "first_k"], model=tiny_lm_path, out=tmp_path, decode="static", **TINY)
+    assert lm.decode == "auto"  # also when rows fail
 
 
 def test_a_task_file_is_scored_and_filtered_as_the_task_it_is_named_after(tiny_lm_path, tmp_path):

@@ -31,16 +31,15 @@ def main() -> None:
     for name, chunker, sep in (("PPL chunking", PerplexityChunker(dtype=args.dtype), ""), ("margin sampling", MarginSamplingChunker(dtype=args.dtype), " ")):
         texts, spans = map(list, zip(*(spans_of(s, sep) for s in docs)))
         lm = chunker.lm()
-        seconds = {}
+        seconds, ends = {}, {}
         try:
             for label, allowance in (("one padded batch", lambda d, c: 10**9), ("padding rule", rule)):
                 device.padding_allowance = allowance
-                seconds[label], ends = timed(chunker.meta_chunk_ends, texts, spans, device=lm.device)
-                seconds[label + " ends"] = ends
+                seconds[label], ends[label] = timed(chunker.meta_chunk_ends, texts, spans, device=lm.device)
                 print(f"{name}, {len(docs)} documents, {label}: {seconds[label]:.1f} s", flush=True)
         finally:
             device.padding_allowance = rule
-        same = seconds["one padded batch ends"] == seconds["padding rule ends"]
+        same = ends["one padded batch"] == ends["padding rule"]
         print(f"{name}: {seconds['one padded batch'] / seconds['padding rule']:.2f}x with the rule, same boundaries: {same}", flush=True)
 
 

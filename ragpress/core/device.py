@@ -22,14 +22,24 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) 
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
+def text_config(config):
+    """The decoder's config of ``config`` (a multimodal model's text part; a plain config as it is)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def layer_widths(config) -> tuple[int, int]:
+    """``(hidden, intermediate)`` sizes of the decoder of ``config``, with defaults for configs that name neither."""
+    config = text_config(config)
+    hidden = int(getattr(config, "hidden_size", 1024))
+    return hidden, int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
+
+
 def forward_bytes_per_token(config, logits: bool) -> int:
     """About how many bytes of activations one token of a forward pass holds at its peak: the
     float logits and their log-softmax when ``logits`` (they dominate for small models with large
     vocabularies), plus the widest layer's activations."""
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    hidden = int(getattr(config, "hidden_size", 1024))
-    wide = int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
-    return (12 * int(getattr(config, "vocab_size", 32000)) if logits else 0) + 8 * (hidden + wide)
+    hidden, wide = layer_widths(config)
+    return (12 * int(getattr(text_config(config), "vocab_size", 32000)) if logits else 0) + 8 * (hidden + wide)
 
 
 def token_budget(device: torch.device, bytes_per_token: int, cpu_tokens: int = 8192) -> int:
@@ -45,8 +55,7 @@ def attention_budget(device: torch.device, config, cpu_pairs: int = 2**25) -> in
     a padding mask can fall back to materialising its scores, which then grow with the square of
     the width, so long rows need a bound of their own. ``cpu_pairs`` on the CPU (two 4096-token
     windows); on a GPU 20% of its free memory at about 8 bytes per pair and head."""
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return free_memory_share(device, cpu_pairs, 0.2, 8 * int(getattr(config, "num_attention_heads", 16)))
+    return free_memory_share(device, cpu_pairs, 0.2, 8 * int(getattr(text_config(config), "num_attention_heads", 16)))
 
 
 def forward_budget(device: torch.device, config, logits: bool) -> tuple[int, int]:
@@ -120,9 +129,8 @@ def padding_allowance(device: torch.device, config) -> int:
     """Padded tokens that cost about one more forward pass of a model with ``config`` on ``device``:
     the fixed cost of a forward over the time its FLOPs per token take (``FORWARD_FIXED_S`` and
     ``FLOP_RATE``). About 30 tokens for SmolLM2-135M on a CPU, 12K on an H200; 180 for an 8B model there."""
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    hidden = int(getattr(config, "hidden_size", 1024))
-    wide = int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
+    hidden, wide = layer_widths(config)
+    config = text_config(config)
     heads = int(getattr(config, "num_attention_heads", 16))
     kv = int(getattr(config, "num_key_value_heads", heads) or heads)
     params = int(getattr(config, "num_hidden_layers", 12)) * (hidden * hidden * (2 + 2 * kv / heads) + 3 * hidden * wide)

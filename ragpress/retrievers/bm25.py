@@ -35,8 +35,7 @@ class BM25Retriever(Retriever):
         tokens = self._tokenize([query])
         if not tokens.vocab:  # only stopwords or punctuation: nothing to match
             return []
-        # numpy top-k: bm25s's "auto" picks JAX where it is installed, and JAX then takes 75% of the GPU
-        # for itself (on 2026-11-30 it starved the models of 8 eval workers on an H200)
+        # numpy top-k: bm25s's "auto" picks JAX where it is installed (see the import above)
         ids, scores = self._bm25.retrieve(tokens, k=min(top_k, len(self.chunks)), show_progress=False, backend_selection="numpy")
         return [self.chunks[i].with_score(s) for i, s in zip(ids[0], scores[0]) if s > 0]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -64,14 +65,16 @@ def forward_budget(device: torch.device, config, logits: bool) -> tuple[int, int
     return token_budget(device, forward_bytes_per_token(config, logits)), attention_budget(device, config)
 
 
-def forward_batches(lengths: list[int], batch_size: int | None, device: torch.device, config, logits: bool) -> list[list[int]]:
+def forward_batches(
+    lengths: list[int], batch_size: int | None, device: torch.device, config, logits: bool, dtype: torch.dtype,
+) -> list[list[int]]:
     """Rows of ``lengths`` grouped for batched forwards (:func:`length_batches`): ``batch_size`` rows
-    a batch, or with ``None`` as many as :func:`forward_budget` allows on ``device``, split where the
-    padding would cost more than another forward (:func:`padding_allowance`)."""
+    a batch, or with ``None`` as many as :func:`forward_budget` allows on ``device``, cut where padding
+    and forwards of a model in ``dtype`` cost least together (:func:`padding_allowance`)."""
     if batch_size is not None:
         return length_batches(lengths, sys.maxsize, most_rows=batch_size)
     tokens, pairs = forward_budget(device, config, logits)
-    return length_batches(lengths, tokens, pairs=pairs, padding=padding_allowance(device, config))
+    return length_batches(lengths, tokens, pairs=pairs, padding=padding_allowance(device, config, dtype))
 
 
 def left_padded(rows: Sequence[Sequence[int] | torch.Tensor], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -93,12 +96,17 @@ def length_batches(
     """Indices of ``lengths`` grouped into batches, shortest first, so that each batch's rows times
     its longest row stay within ``tokens``, rows times longest row times longest ``reach`` (keys a
     row attends to; default its length) within ``pairs``, and rows within ``most_rows``; a row
-    over a bound goes alone. ``padding``: a row also starts a new batch when widening the batch to it
-    would pad the rows already there by more than that many tokens (:func:`padding_allowance`):
-    length-sorted rows of very different lengths otherwise cost the longest one's width each."""
+    over a bound goes alone. Without ``padding`` each batch is filled in length order up to the bounds.
+    With it (a forward's fixed cost in tokens, :func:`padding_allowance`) the length-sorted rows are cut
+    where the total cost, ``padding`` per batch plus rows times width, is least (:func:`_least_cost_cuts`):
+    rows of very different lengths otherwise cost the longest one's width each."""
     reach = reach or lengths
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if padding is not None:
+        cuts = _least_cost_cuts([lengths[i] for i in order], [reach[i] for i in order], tokens, most_rows, pairs, padding)
+        return [order[a:b] for a, b in zip(cuts, cuts[1:])]
     batches: list[list[int]] = []
-    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+    for i in order:
         group = batches[-1] if batches else None
         rows = len(group) + 1 if group else 1
         full = (
@@ -106,7 +114,6 @@ def length_batches(
             or rows * lengths[i] > tokens
             or (most_rows is not None and rows > most_rows)
             or (pairs is not None and rows * lengths[i] * max(reach[i], *(reach[j] for j in group)) > pairs)
-            or (padding is not None and (rows - 1) * (lengths[i] - lengths[group[-1]]) > padding)
         )
         if full:
             batches.append([i])
@@ -115,27 +122,62 @@ def length_batches(
     return batches
 
 
-# What one forward pass costs apart from its tokens (Python and kernel launches), and the rate its
-# tokens run at, measured with SmolLM2-135M-Instruct (106M parameters outside the embeddings) on
-# 2026-11-30. CPU, the 2-core CI host, float32: a one-token forward 38 ms; 1,024 tokens at 169 GFLOP/s.
-# H200, bfloat16, eager: a greedy step 31-43 ms (RetroLM's loop, benchmarks.stream_ab); margin
-# sampling's batched forwards ran at about 2.5 us a padded token, 85 TFLOP/s (22.8 s for 39 steps of
-# ~236K padded tokens); an estimate to check with batch_throughput's phases, not a timed forward.
-FORWARD_FIXED_S = {"cpu": 0.038, "cuda": 0.030}
-FLOP_RATE = {"cpu": 1.69e11, "cuda": 8.5e13}
+def _least_cost_cuts(lengths: list[int], reach: list[int], tokens: int, most_rows: int | None, pairs: int | None, padding: int,
+                     widest: int = 4096) -> list[int]:
+    """Where to cut sorted ``lengths`` into batches at least total cost (``padding`` a batch plus rows
+    times its longest row) within the bounds of :func:`length_batches`: dynamic programming over the
+    last batch's first row, at most ``widest`` rows a batch (more saves nothing worth the search)."""
+    width, far = np.asarray(lengths, dtype=np.float64), np.asarray(reach, dtype=np.float64)
+    best, first = np.zeros(len(lengths) + 1), np.zeros(len(lengths) + 1, dtype=np.int64)
+    for end in range(1, len(lengths) + 1):
+        lo = max(0, end - min(widest, most_rows or widest))
+        rows = np.arange(end - lo, 0, -1, dtype=np.float64)  # the batch lengths[i:end] for i = lo .. end - 1
+        fits = rows * width[end - 1] <= tokens
+        if pairs is not None:
+            fits &= rows * width[end - 1] * np.maximum.accumulate(far[lo:end][::-1])[::-1] <= pairs
+        fits[-1] = True  # a row over a bound goes alone
+        cost = np.where(fits, best[lo:end] + padding + rows * width[end - 1], np.inf)
+        k = int(np.argmin(cost))
+        best[end], first[end] = cost[k], lo + k
+    cuts, end = [len(lengths)], len(lengths)
+    while end:
+        end = int(first[end])
+        cuts.append(end)
+    return cuts[::-1]
 
 
-def padding_allowance(device: torch.device, config) -> int:
-    """Padded tokens that cost about one more forward pass of a model with ``config`` on ``device``:
-    the fixed cost of a forward over the time its FLOPs per token take (``FORWARD_FIXED_S`` and
-    ``FLOP_RATE``). About 30 tokens for SmolLM2-135M on a CPU, 12K on an H200; 180 for an 8B model there."""
+# What one forward pass costs apart from its tokens (Python and kernel launches) and the rate its
+# tokens run at, by device kind and dtype, measured with SmolLM2-135M-Instruct (106M parameters
+# outside the embeddings; FLOPs counted as 2 per parameter and token). CPU, the 2-core CI host,
+# float32: a one-token forward 38 ms, 1,024 tokens at 169 GFLOP/s. H200 (benchmarks.forward_cost,
+# 2026-11-30): a one-token forward 33 ms in float32 and 19 ms in bfloat16; 32 x 512 tokens at
+# 23.6 TFLOP/s in float32 and 132 TFLOP/s in bfloat16. Other dtypes use their device's float32 entry.
+FORWARD_COST = {
+    ("cpu", torch.float32): (0.038, 1.69e11),
+    ("cuda", torch.float32): (0.033, 2.36e13),
+    ("cuda", torch.bfloat16): (0.019, 1.32e14),
+    ("cuda", torch.float16): (0.019, 1.32e14),
+}
+
+
+def step_parameters(config) -> int:
+    """Weights each token passes through in a forward of a model with ``config``, outside the
+    embeddings and the LM head (attention projections and MLP of every layer)."""
     hidden, wide = layer_widths(config)
     config = text_config(config)
     heads = int(getattr(config, "num_attention_heads", 16))
     kv = int(getattr(config, "num_key_value_heads", heads) or heads)
-    params = int(getattr(config, "num_hidden_layers", 12)) * (hidden * hidden * (2 + 2 * kv / heads) + 3 * hidden * wide)
+    return int(int(getattr(config, "num_hidden_layers", 12)) * (hidden * hidden * (2 + 2 * kv / heads) + 3 * hidden * wide))
+
+
+def padding_allowance(device: torch.device, config, dtype: torch.dtype) -> int:
+    """Padded tokens that cost about one more forward pass of a model with ``config`` in ``dtype`` on
+    ``device``: the fixed cost of a forward over the time one token's FLOPs take (:data:`FORWARD_COST`).
+    About 30 tokens for SmolLM2-135M on a CPU; on an H200 about 3.7K in float32 and 11.6K in bfloat16,
+    and 170 for an 8B model in bfloat16."""
     kind = "cuda" if device.type == "cuda" else "cpu"
-    return max(1, int(FORWARD_FIXED_S[kind] * FLOP_RATE[kind] / (2 * params)))
+    fixed_s, flop_rate = FORWARD_COST.get((kind, dtype), FORWARD_COST[(kind, torch.float32)])
+    return max(1, int(fixed_s * flop_rate / (2 * step_parameters(config))))
 
 
 def default_batch_size(device: torch.device, cpu: int, item_bytes: int, most: int = 256) -> int:

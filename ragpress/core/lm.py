@@ -89,7 +89,7 @@ class CausalLM:
         for head, tail in zip(heads, tails):
             head = head or bos
             rows.append((head, tail) if head else (tail[:1], tail[1:]))
-        batches = forward_batches([len(h) + len(t) for h, t in rows], batch_size, self.device, self.model.config, logits=True)
+        batches = forward_batches([len(h) + len(t) for h, t in rows], batch_size, self.device, self.model.config, logits=True, dtype=self.model.dtype)
         out: list[torch.Tensor] = [torch.zeros(0)] * len(rows)
         for batch in batches:
             for i, values in zip(batch, self._score_batch([rows[i] for i in batch])):
@@ -161,7 +161,7 @@ class CausalLM:
         rendered = [render_chat(self.tokenizer, messages) for messages in conversations]
         prompts = [(text, content_spans(text, messages)) for (text, _), messages in zip(rendered, conversations)]
         special = bool(rendered) and rendered[0][1]  # the same for every conversation: it is the tokenizer's
-        return [ids for ids, _ in encode_prompts(self.tokenizer, prompts, special)]
+        return [ids for ids, _ in encode_prompts(self.tokenizer, prompts, special, offsets=False)]
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The decoder's input embeddings of ``input_ids`` (what soft compressors replace)."""

@@ -35,11 +35,39 @@ def test_length_batches_sort_and_respect_the_token_budget():
     # the attention bound: rows x longest x longest reach (scores that a masked attention may materialise)
     assert length_batches(lengths, tokens=10**9, pairs=3 * 50 * 50) == [[0, 3, 2], [4, 1], [5]]
     assert length_batches([10] * 4, tokens=10**9, pairs=2 * 10 * 100, reach=[100] * 4) == [[0, 1], [2, 3]]
-    # the padding bound: [5, 6, 7] pad 3 tokens at most; widening them to 48 would pad 3 rows by 41 to 43 each
+    # the padding cost: [5, 6, 7] pad 3 tokens at most; widening them to 48 would pad 3 rows by 41 to 43 each
     assert length_batches(lengths, tokens=10**9, padding=10) == [[0, 3, 2], [4, 1], [5]]
     assert length_batches(lengths, tokens=10**9, padding=10**6) == [[0, 3, 2, 4, 1, 5]]
+    assert length_batches(lengths, tokens=100, padding=10**6) == length_batches(lengths, tokens=100)  # the bounds still hold
     with pytest.raises(TypeError):
         length_batches(lengths)
+
+
+def test_length_batches_with_padding_find_the_least_cost_cuts():
+    """Against every way of cutting the sorted rows (2^(n-1) of them), with and without bounds."""
+    import itertools
+    import random
+
+    rng = random.Random(0)
+    for _ in range(60):
+        lengths = [rng.choice([rng.randint(1, 20), rng.randint(20, 400)]) for _ in range(rng.randint(1, 8))]
+        padding, tokens, most = rng.choice([1, 30, 300]), rng.choice([10**9, 800]), rng.choice([None, 3])
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+
+        def cost(batches):
+            return sum(padding + len(b) * max(lengths[i] for i in b) for b in batches)
+
+        def allowed(b):
+            return len(b) == 1 or (len(b) * max(lengths[i] for i in b) <= tokens and (most is None or len(b) <= most))
+
+        best = min(
+            cost(bs) for cuts in itertools.product([0, 1], repeat=len(lengths) - 1)
+            for bs in [[order[a:b] for a, b in zip([0, *[k + 1 for k, c in enumerate(cuts) if c]], [*[k + 1 for k, c in enumerate(cuts) if c], len(order)])]]
+            if all(map(allowed, bs))
+        )
+        found = length_batches(lengths, tokens, most_rows=most, padding=padding)
+        assert sorted(i for b in found for i in b) == list(range(len(lengths))) and all(map(allowed, found))
+        assert cost(found) == best
 
 
 def test_padding_allowance_is_a_forwards_fixed_cost_over_a_tokens_cost():
@@ -50,6 +78,9 @@ def test_padding_allowance_is_a_forwards_fixed_cost_over_a_tokens_cost():
     smollm2 = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3)
     llama8b = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert 20 <= padding_allowance(cpu, smollm2) <= 40  # 38 ms a forward over 1.26 ms a token, measured on the CI host
-    assert padding_allowance(cuda, smollm2) > 100 * padding_allowance(cpu, smollm2)  # a GPU runs tokens far faster
-    assert padding_allowance(cuda, llama8b) < padding_allowance(cuda, smollm2) / 50  # a larger model's tokens cost more
+    f32, bf16 = torch.float32, torch.bfloat16
+    assert 20 <= padding_allowance(cpu, smollm2, f32) <= 40  # 38 ms a forward over 1.26 ms a token, measured on the CI host
+    assert padding_allowance(cpu, smollm2, bf16) == padding_allowance(cpu, smollm2, f32)  # no CPU bfloat16 entry
+    assert padding_allowance(cuda, smollm2, f32) > 100 * padding_allowance(cpu, smollm2, f32)  # a GPU runs tokens far faster
+    assert padding_allowance(cuda, smollm2, bf16) > 2 * padding_allowance(cuda, smollm2, f32)  # and bfloat16 ones faster still
+    assert padding_allowance(cuda, llama8b, bf16) < padding_allowance(cuda, smollm2, bf16) / 50  # a larger model's tokens cost more

@@ -52,7 +52,7 @@ def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]], batch_size: in
     split_id, keep_id = _answer_id(lm, "1"), _answer_id(lm, "2")
     rows = prompt_ids(lm, pairs)
     margins = torch.empty(len(rows), device=lm.device)
-    for batch in forward_batches([len(row) for row in rows], batch_size, lm.device, lm.model.config, logits=False):
+    for batch in forward_batches([len(row) for row in rows], batch_size, lm.device, lm.model.config, logits=False, dtype=lm.model.dtype):
         ids, mask, positions = left_padded([rows[i] for i in batch], lm.tokenizer.pad_token_id, lm.device)
         logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
         probs = torch.softmax(logits.float(), dim=-1)

@@ -55,7 +55,7 @@ def token_nll_batch(
     out: list[torch.Tensor] = [torch.zeros(0)] * len(id_lists)
     groups = length_batches(
         [min(len(ids), window) for ids in id_lists], tokens, pairs=pairs, reach=[min(len(ids), max_context) for ids in id_lists],
-        padding=padding_allowance(lm.device, lm.model.config),
+        padding=padding_allowance(lm.device, lm.model.config, lm.model.dtype),
     )
     for group in tqdm(groups, desc="perplexity batches", disable=len(groups) < 4, leave=False):
         for i, nll in zip(group, _group_nll(lm, [id_lists[i] for i in group], window, max_context)):

@@ -18,7 +18,7 @@ import torch
 
 from ragpress.core import greedy
 from ragpress.core.decode import check_decode, static_generate, uses_static
-from ragpress.core.device import default_batch_size, forward_batches, left_padded
+from ragpress.core.device import default_batch_size, forward_batches, left_padded, padded_attention
 from ragpress.core.prompt import content_spans, encode_prompt, encode_prompts, render_chat
 
 _SAMPLING = threading.Lock()
@@ -101,7 +101,8 @@ class CausalLM:
         sees only the last ``longest tail + 1`` positions (where every row's tail is predicted)."""
         ids, mask, positions = left_padded([head + tail for head, tail in rows], self.tokenizer.pad_token_id, self.device)
         keep = max(len(t) for _, t in rows)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep + 1).logits
+        with padded_attention(self.device):
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep + 1).logits
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, ids.shape[1] - keep :, None])[..., 0].cpu()
         return [logprobs[r, keep - len(t) :] for r, (_, t) in enumerate(rows)]
 

@@ -84,3 +84,15 @@ def test_padding_allowance_is_a_forwards_fixed_cost_over_a_tokens_cost():
     assert padding_allowance(cuda, smollm2, f32) > 100 * padding_allowance(cpu, smollm2, f32)  # a GPU runs tokens far faster
     assert padding_allowance(cuda, smollm2, bf16) > 2 * padding_allowance(cuda, smollm2, f32)  # and bfloat16 ones faster still
     assert padding_allowance(cuda, llama8b, bf16) < padding_allowance(cuda, smollm2, bf16) / 50  # a larger model's tokens cost more
+
+
+def test_padded_attention_leaves_out_cudnn_on_cuda_only_and_restores_it():
+    from ragpress.core.device import padded_attention
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    with padded_attention(torch.device("cuda")):  # sets PyTorch's backend flags; needs no GPU
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before
+    with padded_attention(torch.device("cpu")):
+        assert torch.backends.cuda.cudnn_sdp_enabled() == before

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from ragpress.core.device import forward_batches, left_padded
+from ragpress.core.device import forward_batches, left_padded, padded_attention
 from ragpress.core.lm import CausalLM
 
 SYSTEM = "You are a helpful assistant."
@@ -54,7 +54,8 @@ def keep_margins(lm: CausalLM, pairs: list[tuple[str, str, str]], batch_size: in
     margins = torch.empty(len(rows), device=lm.device)
     for batch in forward_batches([len(row) for row in rows], batch_size, lm.device, lm.model.config, logits=False, dtype=lm.model.dtype):
         ids, mask, positions = left_padded([rows[i] for i in batch], lm.tokenizer.pad_token_id, lm.device)
-        logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        with padded_attention(lm.device):
+            logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
         probs = torch.softmax(logits.float(), dim=-1)
         margins[torch.tensor(batch, device=lm.device)] = probs[:, keep_id] - probs[:, split_id]
     return margins.tolist()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ragpress.core.device import length_batches, padding_allowance
+from ragpress.core.device import length_batches, padded_attention, padding_allowance
 from ragpress.core.kv_cache import cache_argument, returned_cache
 from ragpress.core.lm import CausalLM
 from ragpress.core.text import tokenizable
@@ -86,7 +86,8 @@ def _group_nll(lm: CausalLM, texts: list[Sequence[int]], window: int, max_contex
             mask[r, : max(0, past - (max_context - len(piece)))] = 0  # what this row alone would have dropped
         ids, mask = ids.to(lm.device), mask.to(lm.device)
         positions = torch.arange(start, start + width, device=lm.device).expand(len(rows), -1)
-        result = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **cache_argument(lm.model, cache))
+        with padded_attention(lm.device):
+            result = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **cache_argument(lm.model, cache))
         logits = result.logits
         for r, piece in enumerate(pieces):
             n = len(piece)

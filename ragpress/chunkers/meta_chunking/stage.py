@@ -217,7 +217,7 @@ class MarginSamplingChunker(MetaChunker):
     sentences ahead (at least one; with ``None``, one on a CPU and ``GPU_LOOKAHEAD`` shared on a GPU).
     Precision moves decisions whose margin sits near the threshold: on a GPU the default bfloat16
     gave boundary F1 0.82 against the official code in bfloat16, and the official code's own
-    bfloat16 and float32 boundaries agree to F1 0.91; ``dtype="float32"`` reproduces the official
+    bfloat16 and float32 boundaries agree to F1 0.91 (CPU, 8 documents); ``dtype="float32"`` reproduces the official
     float32 boundaries (F1 1.000) at a cost: 40.4 s against 11.0 s for 100 documents on an H200
     (two runs; benchmarks/RESULTS.md, issue 15)."""
 

@@ -33,42 +33,13 @@ import torch
 
 from benchmarks._common import phases, timed
 from benchmarks.longcodezip import chunk_name, jaccard, select_files
-from benchmarks.meta_chunking import LegacyCacheModel, load_official
+from benchmarks.meta_chunking import LegacyCacheModel, load_official, official_margin_ends, pooled_f1, spans_of
 from ragpress.chunkers.meta_chunking import MarginSamplingChunker, PerplexityChunker, margin
 from ragpress.compressors.longcodezip import LongCodeZip
 from ragpress.core.types import Chunk, Document
 from ragpress.models import load_causal_lm
 
 RATE = 0.3  # kept fraction of each file's tokens, both sides
-
-
-def spans_of(sentences: list[str], sep: str) -> tuple[str, list[tuple[int, int]]]:
-    """The official's own input: the stripped sentences joined by ``sep``, with their spans."""
-    spans, at = [], 0
-    for s in sentences:
-        spans.append((at, at + len(s)))
-        at += len(s) + len(sep)
-    return sep.join(sentences), spans
-
-
-def pooled_f1(ours: list[list[int]], theirs: list[list[int]]) -> float:
-    a = {(d, b) for d, ends in enumerate(ours) for b in ends}
-    b = {(d, e) for d, ends in enumerate(theirs) for e in ends}
-    hits = len(a & b)
-    return 2 * hits / (len(a) + len(b)) if a or b else 1.0
-
-
-def ends_of_chunks(chunks: list[str], sentences: list[str]) -> list[int]:
-    """Sentence indices that end the official margin-sampling chunks (sentences joined by a space)."""
-    ends, i = [], 0
-    for chunk in chunks[:-1]:
-        text = sentences[i]
-        while text != chunk.strip():
-            i += 1
-            text += " " + sentences[i]
-        ends.append(i)
-        i += 1
-    return ends
 
 
 def profile(label: str, fn, lm) -> dict:
@@ -153,19 +124,7 @@ def meta_chunking(report: Report, lm, docs: list[list[str]], tools: Path, clock,
     report.note(ppl_phases=phases(ours_ppl, lm.device, forwards=(lm.model, "forward")))
 
     # --- margin sampling --------------------------------------------------------------------------
-    sys.path.insert(0, str(tools))
-    import margin_sampling_chunking as official_ms
-
-    answers = AnswerTokens(lm)
-
-    def official_margin():
-        out = []
-        for sentences in docs:
-            official_ms.split_text_by_punctuation = lambda text, language, s=sentences: list(s)
-            chunks = official_ms.llm_chunker_ms(" ".join(sentences), lm.model, answers, "en", "no", 200)
-            out.append(ends_of_chunks(chunks, sentences))
-        return out
-
+    official_margin = lambda: official_margin_ends(tools, docs, lm)  # noqa: E731
     mtexts, mspans = zip(*(spans_of(s, " ") for s in docs))
     ms = MarginSamplingChunker(dtype=dtype)
     ours_margin = lambda: [e[:-1] for e in ms.meta_chunk_ends(list(mtexts), list(mspans))]  # noqa: E731
@@ -237,23 +196,6 @@ class Report:
     def line(row: tuple) -> str:
         name, n, off_s, our_s, agree = row
         return f"{name:20} {n:5d} {off_s:10.2f} {our_s:8.2f} {n / off_s:12.2f} {n / our_s:12.2f} {off_s / our_s:7.1f}x {agree:9.3f}"
-
-
-class AnswerTokens:
-    """The tokenizer for the official margin code, which encodes ``['1', '2']`` expecting one id per
-    item, as transformers 4 did (5 reads the list as a batch), and writes its chat prompt by hand
-    (``<|im_start|>system...``), so its special tokens must be read as such: ragpress's tokenizers split
-    special-token text into plain pieces (``core.text``: retrieved text must not become chat markup),
-    which turned the official prompt's 11 markers into 8-token strings (269 tokens instead of 241) and
-    its margins into noise (-0.02 to -0.06 on every sentence of a document)."""
-
-    def __init__(self, lm):
-        self.lm = lm
-
-    def encode(self, text, return_tensors=None):
-        if isinstance(text, list):
-            return torch.tensor([[self.lm.encode(t)[0] for t in text]])
-        return self.lm.tokenizer.encode(text, return_tensors=return_tensors, split_special_tokens=False)
 
 
 def official_lcz(folder: Path, lm):

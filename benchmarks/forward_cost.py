@@ -23,7 +23,7 @@ import time
 import torch
 
 from benchmarks._common import sync, timed
-from benchmarks.batch_throughput import spans_of
+from benchmarks.meta_chunking import spans_of
 from ragpress.chunkers.meta_chunking import MarginSamplingChunker, PerplexityChunker
 from ragpress.core.device import padding_allowance, step_parameters
 

@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import sys
 from pathlib import Path
 
 from benchmarks._common import timed
-from benchmarks.batch_throughput import AnswerTokens, ends_of_chunks, pooled_f1, spans_of
-from benchmarks.meta_chunking import load_official
+from benchmarks.meta_chunking import official_margin_ends, pooled_f1, spans_of
 from ragpress.chunkers.meta_chunking import MarginSamplingChunker
 
 
@@ -33,25 +31,12 @@ def main() -> None:
     parser.add_argument("--max-chars", type=int, default=5000)
     args = parser.parse_args()
     docs = [d for d in json.load(gzip.open(args.inputs, "rt"))["documents"] if len(" ".join(d)) <= args.max_chars][: args.documents]
-    load_official(args.official_mc, [])
-    sys.path.insert(0, str(args.official_mc))
-    import margin_sampling_chunking as official
-
     texts, spans = map(list, zip(*(spans_of(s, " ") for s in docs)))
     ends = {}
     for dtype in ("float32", "bfloat16"):
         chunker = MarginSamplingChunker(dtype=dtype)
         lm = chunker.lm()
-        answers = AnswerTokens(lm)
-
-        def official_ends():
-            out = []
-            for sentences in docs:
-                official.split_text_by_punctuation = lambda text, language, s=sentences: list(s)
-                out.append(ends_of_chunks(official.llm_chunker_ms(" ".join(sentences), lm.model, answers, "en", "no", 200), sentences))
-            return out
-
-        seconds, ends[f"official {dtype}"] = timed(official_ends)
+        seconds, ends[f"official {dtype}"] = timed(official_margin_ends, args.official_mc, docs, lm)
         print(f"official {dtype}: {seconds:.1f} s", flush=True)
         seconds, ours = timed(chunker.meta_chunk_ends, texts, spans)
         ends[f"ragpress {dtype}"] = [e[:-1] for e in ours]

@@ -59,14 +59,21 @@ class LegacyCacheModel:
         return out
 
 
-def load_official(tools: Path, sentences: list[str]):
+def official_tools(tools: Path) -> None:
+    """Make the official ``tools/`` importable: its folder on ``sys.path`` (it imports its own
+    packages, utils.ppl_calculate, from there) and stubs for the ``jieba`` and ``nltk`` it imports."""
     sys.modules.setdefault("jieba", types.ModuleType("jieba"))
     nltk = types.ModuleType("nltk")
     nltk.tokenize = types.ModuleType("nltk.tokenize")
-    nltk.tokenize.sent_tokenize = None  # replaced below
+    nltk.tokenize.sent_tokenize = None  # its splitter is replaced by our sentences
     sys.modules.setdefault("nltk", nltk)
     sys.modules.setdefault("nltk.tokenize", nltk.tokenize)
-    sys.path.insert(0, str(tools))  # the official code imports its own packages (utils.ppl_calculate) from there
+    if str(tools) not in sys.path:
+        sys.path.insert(0, str(tools))
+
+
+def load_official(tools: Path, sentences: list[str]):
+    official_tools(tools)
     import ppl_chunking
 
     ppl_chunking.split_text_by_punctuation = lambda text, language: list(sentences)
@@ -79,6 +86,66 @@ def load_official(tools: Path, sentences: list[str]):
 
     ppl_chunking.find_minima = recording_find_minima
     return ppl_chunking, record
+
+
+def spans_of(sentences: list[str], sep: str) -> tuple[str, list[tuple[int, int]]]:
+    """The official's own input: the stripped sentences joined by ``sep``, with their spans."""
+    spans, at = [], 0
+    for s in sentences:
+        spans.append((at, at + len(s)))
+        at += len(s) + len(sep)
+    return sep.join(sentences), spans
+
+
+def pooled_f1(ours: list[list[int]], theirs: list[list[int]]) -> float:
+    a = {(d, b) for d, ends in enumerate(ours) for b in ends}
+    b = {(d, e) for d, ends in enumerate(theirs) for e in ends}
+    hits = len(a & b)
+    return 2 * hits / (len(a) + len(b)) if a or b else 1.0
+
+
+def ends_of_chunks(chunks: list[str], sentences: list[str]) -> list[int]:
+    """Sentence indices that end the official margin-sampling chunks (sentences joined by a space)."""
+    ends, i = [], 0
+    for chunk in chunks[:-1]:
+        text = sentences[i]
+        while text != chunk.strip():
+            i += 1
+            text += " " + sentences[i]
+        ends.append(i)
+        i += 1
+    return ends
+
+
+class AnswerTokens:
+    """The tokenizer for the official margin code, which encodes ``['1', '2']`` expecting one id per
+    item, as transformers 4 did (5 reads the list as a batch), and writes its chat prompt by hand
+    (``<|im_start|>system...``), so its special tokens must be read as such: ragpress's tokenizers split
+    special-token text into plain pieces (``core.text``: retrieved text must not become chat markup),
+    which turned the official prompt's 11 markers into 8-token strings (269 tokens instead of 241) and
+    its margins into noise (-0.02 to -0.06 on every sentence of a document)."""
+
+    def __init__(self, lm):
+        self.lm = lm
+
+    def encode(self, text, return_tensors=None):
+        if isinstance(text, list):
+            return torch.tensor([[self.lm.encode(t)[0] for t in text]])
+        return self.lm.tokenizer.encode(text, return_tensors=return_tensors, split_special_tokens=False)
+
+
+def official_margin_ends(tools: Path, docs: list[list[str]], lm) -> list[list[int]]:
+    """The official margin sampling (``tools/margin_sampling_chunking.py``, its English defaults)
+    over each document's sentences, one document at a time as its own code runs: the sentence
+    indices that end its chunks."""
+    official_tools(tools)
+    import margin_sampling_chunking as official
+
+    answers, out = AnswerTokens(lm), []
+    for sentences in docs:
+        official.split_text_by_punctuation = lambda text, language, s=sentences: list(s)
+        out.append(ends_of_chunks(official.llm_chunker_ms(" ".join(sentences), lm.model, answers, "en", "no", 200), sentences))
+    return out
 
 
 def agreement(ours: list[int], theirs: list[int], tolerance: int = 0) -> dict[str, float]:

@@ -16,7 +16,7 @@ import json
 
 import ragpress.core.device as device
 from benchmarks._common import timed
-from benchmarks.batch_throughput import spans_of
+from benchmarks.meta_chunking import spans_of
 from ragpress.chunkers.meta_chunking import MarginSamplingChunker, PerplexityChunker
 
 

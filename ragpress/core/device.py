@@ -166,7 +166,8 @@ def _least_cost_cuts(lengths: list[int], reach: list[int], tokens: int, most_row
 # outside the embeddings; FLOPs counted as 2 per parameter and token). CPU, the 2-core CI host,
 # float32: a one-token forward 38 ms, 1,024 tokens at 169 GFLOP/s. H200 (benchmarks.forward_cost,
 # 2026-11-30): a one-token forward 33 ms in float32 and 19 ms in bfloat16; 32 x 512 tokens at
-# 23.6 TFLOP/s in float32 and 132 TFLOP/s in bfloat16. Other dtypes use their device's float32 entry.
+# 23.6 TFLOP/s in float32 and 132 TFLOP/s in bfloat16; float16 takes bfloat16's (the same tensor
+# cores, not measured apart). Other dtypes use their device's float32 entry.
 FORWARD_COST = {
     ("cpu", torch.float32): (0.038, 1.69e11),
     ("cuda", torch.float32): (0.033, 2.36e13),

@@ -103,9 +103,9 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[tuple[str, Sequence[tuple[i
             shift = pieces[i][1]
             encoded[i] = (ids, [(a + shift, b + shift) for a, b in batch["offset_mapping"][k]] if offsets else [])
     out: list[tuple[list[int], list[tuple[int, int]]]] = [([], []) for _ in prompts]
-    for (p, _, _), (ids, offsets) in zip(pieces, encoded):
+    for (p, _, _), (ids, places) in zip(pieces, encoded):
         out[p][0].extend(ids)
-        out[p][1].extend(offsets)
+        out[p][1].extend(places)
     return out
 
 
